@@ -1,0 +1,468 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
+)
+
+// Policy says what a request needs to pass.
+type Policy int
+
+// The policies a rule or the default can have. The zero value is the safe
+// one: a session is required.
+const (
+	PolicyAuthenticated Policy = iota
+	PolicyPublic
+	PolicyDeny
+)
+
+// ParsePolicy parses the config spelling of a policy: "public",
+// "authenticated" or "deny", exactly.
+func ParsePolicy(s string) (Policy, error) {
+	switch s {
+	case "authenticated":
+		return PolicyAuthenticated, nil
+	case "public":
+		return PolicyPublic, nil
+	case "deny":
+		return PolicyDeny, nil
+	}
+	return 0, fmt.Errorf("parse policy %q: want public, authenticated or deny", s)
+}
+
+// String returns the config spelling of p.
+func (p Policy) String() string {
+	switch p {
+	case PolicyAuthenticated:
+		return "authenticated"
+	case PolicyPublic:
+		return "public"
+	case PolicyDeny:
+		return "deny"
+	}
+	return fmt.Sprintf("Policy(%d)", int(p))
+}
+
+// Rule is one access rule. A request matches it when its path matches one
+// of Paths, its method one of Methods and its host one of Hosts.
+type Rule struct {
+	// Paths are doublestar globs matched, case-sensitively, against the
+	// CleanPath result; at least one is required ("/**" for every path).
+	// "**" spans segments, "*" does not. "/public/**" matches "/public",
+	// "/public/" and everything below, but not "/publicity" nor "/PUBLIC".
+	// A trailing slash on the request path is ignored when matching, so a
+	// rule for "/admin" also covers "/admin/". Matrix parameters are not
+	// stripped: "/admin;x" does not match a rule for "/admin".
+	Paths []string
+	// Methods are HTTP methods, compared case-insensitively; empty means
+	// any. A rule listing GET also matches HEAD.
+	Methods []string
+	// Hosts are host names without port: "app.example.com" exactly, or
+	// "*.example.com" for any subdomain (not the apex). Empty means any.
+	Hosts []string
+	// Policy is the decision when the rule matches.
+	Policy Policy
+	// Emails and Domains restrict a PolicyAuthenticated rule to these
+	// addresses, or to addresses whose domain is one of Domains exactly
+	// ("example.com") or, with a leading "*.", any subdomain of it
+	// ("*.example.com" matches "a.example.com" but not "example.com" nor
+	// "evil-example.com"). Both empty: any signed-in user.
+	Emails  []string
+	Domains []string
+}
+
+// Access holds the compiled access rules.
+type Access struct {
+	rules []compiledRule
+	def   Policy
+}
+
+type compiledRule struct {
+	paths   []pathMatcher
+	methods []string
+	anyGet  bool // HEAD matches because GET is listed
+	hosts   []hostMatcher
+	policy  Policy
+	allow   allowList
+}
+
+// pathMatcher is a doublestar glob, or a literal path compared directly.
+type pathMatcher struct {
+	pattern string
+	literal bool
+}
+
+func (m pathMatcher) match(p string) bool {
+	if m.literal {
+		return m.pattern == p
+	}
+	ok, err := doublestar.Match(m.pattern, p)
+	return err == nil && ok
+}
+
+// hostMatcher is a lower-case host name, or a suffix ".example.com" when
+// the rule said "*.example.com".
+type hostMatcher struct {
+	name     string
+	wildcard bool
+}
+
+func (m hostMatcher) match(host string) bool {
+	if !m.wildcard {
+		return strings.EqualFold(host, m.name)
+	}
+	return len(host) > len(m.name) && strings.EqualFold(host[len(host)-len(m.name):], m.name)
+}
+
+// allowList restricts who may pass: canonical addresses and domains, where
+// a domain starting with "." stands for its subdomains.
+type allowList struct {
+	emails  []string
+	domains []string
+}
+
+func (l allowList) restricted() bool { return len(l.emails) > 0 || len(l.domains) > 0 }
+
+// permits reports whether the canonical address email is on the list.
+func (l allowList) permits(email string) bool {
+	at := strings.LastIndexByte(email, '@')
+	if at <= 0 || at == len(email)-1 {
+		return false
+	}
+	for _, e := range l.emails {
+		if strings.EqualFold(e, email) {
+			return true
+		}
+	}
+	domain := email[at+1:]
+	for _, d := range l.domains {
+		if d[0] == '.' {
+			if len(domain) > len(d) && strings.EqualFold(domain[len(domain)-len(d):], d) {
+				return true
+			}
+		} else if strings.EqualFold(domain, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewAccess compiles rules, checked in order (first match wins), with def
+// as the policy when none matches. Every problem is reported, naming the
+// rule by its index.
+func NewAccess(rules []Rule, def Policy) (*Access, error) {
+	if !validPolicy(def) {
+		return nil, fmt.Errorf("access default: unknown policy %d", int(def))
+	}
+	a := &Access{def: def, rules: make([]compiledRule, 0, len(rules))}
+	var errs []error
+	for i, r := range rules {
+		c, err := compileRule(r)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("access rule %d: %w", i, err))
+			continue
+		}
+		a.rules = append(a.rules, c)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func validPolicy(p Policy) bool {
+	return p == PolicyAuthenticated || p == PolicyPublic || p == PolicyDeny
+}
+
+func compileRule(r Rule) (compiledRule, error) {
+	var errs []error
+	c := compiledRule{policy: r.Policy}
+	if !validPolicy(r.Policy) {
+		errs = append(errs, fmt.Errorf("policy: unknown policy %d", int(r.Policy)))
+	}
+	if len(r.Paths) == 0 {
+		errs = append(errs, errors.New(`paths: at least one glob is required ("/**" for every path)`))
+	}
+	for _, p := range r.Paths {
+		m, err := compilePathGlob(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("paths: %w", err))
+			continue
+		}
+		c.paths = append(c.paths, m)
+	}
+	for _, m := range r.Methods {
+		if !isToken(m) {
+			errs = append(errs, fmt.Errorf("methods: %q is not an HTTP method", m))
+			continue
+		}
+		m = strings.ToUpper(m)
+		c.methods = append(c.methods, m)
+		if m == "GET" {
+			c.anyGet = true
+		}
+	}
+	for _, h := range r.Hosts {
+		m, err := compileHost(h)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("hosts: %w", err))
+			continue
+		}
+		c.hosts = append(c.hosts, m)
+	}
+	allow, err := compileAllowList(r.Emails, r.Domains)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if allow.restricted() && r.Policy != PolicyAuthenticated {
+		errs = append(errs, fmt.Errorf("emails/domains: only meaningful with policy authenticated, not %s", r.Policy))
+	}
+	c.allow = allow
+	return c, errors.Join(errs...)
+}
+
+func compilePathGlob(p string) (pathMatcher, error) {
+	if !strings.HasPrefix(p, "/") {
+		return pathMatcher{}, fmt.Errorf("%q must start with /", p)
+	}
+	if !doublestar.ValidatePattern(p) {
+		return pathMatcher{}, fmt.Errorf("%q is not a valid glob", p)
+	}
+	if !strings.ContainsAny(p, `*?[]{}\`) {
+		return pathMatcher{pattern: p, literal: true}, nil
+	}
+	return pathMatcher{pattern: p}, nil
+}
+
+func compileHost(h string) (hostMatcher, error) {
+	name := strings.ToLower(h)
+	wildcard := strings.HasPrefix(name, "*.")
+	if wildcard {
+		name = name[1:] // keep the dot: ".example.com"
+	}
+	check := strings.TrimPrefix(name, ".")
+	if !isHostName(check) {
+		return hostMatcher{}, fmt.Errorf("%q is not a host name or *.domain", h)
+	}
+	return hostMatcher{name: name, wildcard: wildcard}, nil
+}
+
+// compileAllowList canonicalises addresses with ParseAddress and domains
+// with IDNA, so that they compare equal to signed-in addresses.
+func compileAllowList(emails, domains []string) (allowList, error) {
+	var l allowList
+	var errs []error
+	for _, e := range emails {
+		a, err := ParseAddress(e)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("emails: %q: %w", e, err))
+			continue
+		}
+		l.emails = append(l.emails, a)
+	}
+	for _, d := range domains {
+		c, err := canonicalDomainPattern(d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("domains: %q: %w", d, err))
+			continue
+		}
+		l.domains = append(l.domains, c)
+	}
+	return l, errors.Join(errs...)
+}
+
+// canonicalDomainPattern turns "Example.COM" into "example.com" and
+// "*.bücher.de" into ".xn--bcher-kva.de".
+func canonicalDomainPattern(d string) (string, error) {
+	sub := strings.HasPrefix(d, "*.")
+	if sub {
+		d = d[2:]
+	}
+	ascii, err := canonicalDomain(d)
+	if err != nil {
+		return "", err
+	}
+	if sub {
+		return "." + ascii, nil
+	}
+	return ascii, nil
+}
+
+// Decide returns the first matching rule's decision, or the default. host
+// is the request host (may include a port; it is stripped), method the
+// request method from the request line, path a CleanPath result. Nothing
+// else about the request takes part.
+func (a *Access) Decide(host, method, path string) Decision {
+	host = hostOnly(host)
+	trimmed := path
+	if len(path) > 1 && path[len(path)-1] == '/' {
+		trimmed = path[:len(path)-1]
+	}
+	for i := range a.rules {
+		r := &a.rules[i]
+		if r.matches(host, method, path, trimmed) {
+			return Decision{Policy: r.policy, Rule: i, allow: r.allow}
+		}
+	}
+	return Decision{Policy: a.def, Rule: -1}
+}
+
+func (r *compiledRule) matches(host, method, path, trimmed string) bool {
+	if len(r.methods) > 0 && !r.matchMethod(method) {
+		return false
+	}
+	if len(r.hosts) > 0 {
+		ok := false
+		for _, h := range r.hosts {
+			if h.match(host) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	for _, p := range r.paths {
+		if p.match(path) || (len(trimmed) != len(path) && p.match(trimmed)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *compiledRule) matchMethod(method string) bool {
+	if r.anyGet && strings.EqualFold(method, "HEAD") {
+		return true
+	}
+	for _, m := range r.methods {
+		if strings.EqualFold(m, method) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostOnly strips the port and a trailing dot from a Host header value,
+// so "App.example.com.:8080" compares as "App.example.com". It does not
+// allocate.
+func hostOnly(host string) string {
+	if strings.HasPrefix(host, "[") {
+		if i := strings.IndexByte(host, ']'); i > 0 {
+			return host[:i+1]
+		}
+		return host
+	}
+	if i := strings.IndexByte(host, ':'); i >= 0 && strings.LastIndexByte(host, ':') == i {
+		host = host[:i]
+	}
+	return strings.TrimSuffix(host, ".")
+}
+
+// Decision is the outcome of Access.Decide.
+type Decision struct {
+	Policy Policy
+	// Rule is the index of the matching rule, -1 for the default.
+	Rule  int
+	allow allowList
+}
+
+// Permits reports whether a signed-in email may pass: true when the
+// decision has no email/domain restriction, otherwise only for a listed
+// address or domain. It is false for an empty email and for PolicyDeny.
+// email is expected in canonical form (ParseAddress); case is ignored.
+func (d Decision) Permits(email string) bool {
+	if email == "" || d.Policy == PolicyDeny {
+		return false
+	}
+	if !d.allow.restricted() {
+		return true
+	}
+	return d.allow.permits(email)
+}
+
+// Signup decides who may sign in at all. With Open, anyone with a valid
+// address; otherwise only the listed Emails, or addresses in Domains (exact
+// domain, or subdomains for a "*.example.com" entry). Entries are compared
+// in canonical form; an entry that is not a valid address or domain never
+// matches.
+type Signup struct {
+	Open    bool
+	Emails  []string
+	Domains []string
+}
+
+// Allows reports whether email (a ParseAddress result) may sign in.
+func (s Signup) Allows(email string) bool {
+	if email == "" {
+		return false
+	}
+	if s.Open {
+		return true
+	}
+	var l allowList
+	for _, e := range s.Emails {
+		if a, err := ParseAddress(e); err == nil {
+			l.emails = append(l.emails, a)
+		}
+	}
+	for _, d := range s.Domains {
+		if c, err := canonicalDomainPattern(d); err == nil {
+			l.domains = append(l.domains, c)
+		}
+	}
+	return l.permits(email)
+}
+
+// isToken reports whether s is an RFC 9110 token, the syntax of a method.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// isHostName reports whether s is an ASCII host name (letters, digits,
+// hyphens, dots; labels of 1 to 63), an IPv4 address or a bracketed IPv6
+// literal. Unicode names must be given in their xn-- form.
+func isHostName(s string) bool {
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		return len(s) > 2 && !strings.ContainsAny(s[1:len(s)-1], "[]/%")
+	}
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if !isLDHLabel(label) {
+			return false
+		}
+	}
+	return true
+}
+
+// isLDHLabel reports whether label is 1 to 63 letters, digits and hyphens,
+// neither starting nor ending with a hyphen.
+func isLDHLabel(label string) bool {
+	if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(label); i++ {
+		c := label[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,101 @@
+package gateway
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// ClientIP returns the client address: the socket's peer, unless the peer
+// is in trusted, in which case X-Forwarded-For is walked from the right,
+// skipping trusted hops, and the first untrusted address is the client (the
+// rightmost-untrusted rule; never the leftmost, which the client writes).
+// Malformed XFF entries stop the walk (the last good hop is used); when
+// every hop is trusted, the leftmost one is the client.
+//
+// xff holds the X-Forwarded-For header lines in the order received; each
+// may list several comma-separated addresses, with or without a port.
+// IPv4-mapped IPv6 addresses are unmapped and zones dropped. The result is
+// the zero Addr only when remoteAddr is not an IP address (a Unix socket).
+func ClientIP(remoteAddr string, xff []string, trusted []netip.Prefix) netip.Addr {
+	client, ok := parseHop(remoteAddr)
+	if !ok || !isTrusted(client, trusted) {
+		return client
+	}
+	for i := len(xff) - 1; i >= 0; i-- {
+		line, more := xff[i], true
+		for more {
+			entry := line
+			if j := strings.LastIndexByte(line, ','); j >= 0 {
+				entry, line = line[j+1:], line[:j]
+			} else {
+				more = false
+			}
+			hop, ok := parseHop(strings.Trim(entry, " \t"))
+			if !ok {
+				return client
+			}
+			client = hop
+			if !isTrusted(hop, trusted) {
+				return client
+			}
+		}
+	}
+	return client
+}
+
+// ForwardedProto returns "https" or "http": from X-Forwarded-Proto only when
+// the peer is trusted (its last, nearest value, when the header lists
+// several), else from whether the connection has TLS. A value other than
+// http or https is ignored.
+func ForwardedProto(remoteAddr string, xfp string, tls bool, trusted []netip.Prefix) string {
+	proto := "http"
+	if tls {
+		proto = "https"
+	}
+	peer, ok := parseHop(remoteAddr)
+	if !ok || !isTrusted(peer, trusted) {
+		return proto
+	}
+	v := xfp
+	if j := strings.LastIndexByte(v, ','); j >= 0 {
+		v = v[j+1:]
+	}
+	switch v = strings.Trim(v, " \t"); {
+	case strings.EqualFold(v, "https"):
+		return "https"
+	case strings.EqualFold(v, "http"):
+		return "http"
+	}
+	return proto
+}
+
+// parseHop parses "ip", "ip:port", "[ipv6]" or "[ipv6]:port".
+func parseHop(s string) (netip.Addr, bool) {
+	if s == "" {
+		return netip.Addr{}, false
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return normalizeHop(ap.Addr()), true
+	}
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		s = s[1 : len(s)-1]
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return normalizeHop(a), true
+}
+
+func normalizeHop(a netip.Addr) netip.Addr {
+	return a.Unmap().WithZone("")
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
