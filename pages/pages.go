@@ -1,5 +1,13 @@
 // Package pages renders every HTML page and sign-in mail Gatehouse shows,
 // in each supported language, from templates parsed once at construction.
+//
+// The templates are embedded; Options.TemplatesDir may replace any of them
+// by file name: base.html (the layout), login.html, code.html,
+// confirm.html, account.html, signed_out.html, error.html (each defines
+// "title" and "main"), mail.html and mail.txt. Page templates receive the
+// shared chrome (.App, .Prefix, .Lang, .CSRFName, .CSRFToken, ...) and
+// their view model as .V; mail templates receive the MailView. They call
+// t "key" and tf "key" "name" value ... for catalog strings.
 package pages
 
 import (
@@ -37,7 +45,7 @@ type Options struct {
 	AppName         string // shown in titles, the header and mails; "" = "Gatehouse"
 	Logo            string // "" or a data:image/ URL or an absolute path; shown in the header as <img alt="">
 	AccentColor     string // "#rgb" or "#rrggbb"; "" = "#2563eb"
-	TemplatesDir    string // a file here replaces the embedded template of the same name; "" = embedded only
+	TemplatesDir    string // a file here replaces the embedded template of the same name (other .html/.txt names are an error); "" = embedded only
 	DefaultLanguage string // one of Languages(); "" = "en"
 	Prefix          string // URL prefix of Gatehouse's own pages; "" = "/.gatehouse"
 }
