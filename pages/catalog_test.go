@@ -63,7 +63,7 @@ func dynamicKeys() []string {
 		"form.expired", "account.revoked", "account.others_revoked", "error.generic", "time.layout", "lang.name", "mail.subject",
 	}
 	for _, kind := range []string{"bad_request", "forbidden", "not_found", "method_not_allowed", "too_large",
-		"throttled", "server", "unreachable", "timeout", "unavailable", "send_failed"} {
+		"throttled", "server", "unreachable", "timeout", "unavailable", "send_failed", "csrf"} {
 		keys = append(keys, "error."+kind+".title", "error."+kind+".text")
 	}
 	return keys

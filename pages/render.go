@@ -78,7 +78,7 @@ func (r *Renderer) Error(w io.Writer, v ErrorView) error {
 func errorKind(status int, kind string) string {
 	switch kind {
 	case "bad_request", "forbidden", "not_found", "method_not_allowed", "too_large",
-		"throttled", "server", "unreachable", "timeout", "unavailable", "send_failed":
+		"throttled", "server", "unreachable", "timeout", "unavailable", "send_failed", "csrf":
 		return kind
 	}
 	switch status {

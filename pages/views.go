@@ -65,7 +65,7 @@ type SignedOutView struct {
 type ErrorView struct {
 	Base
 	Status    int    // 400, 403, 404, 405, 413, 429, 500, 502, 503, 504
-	Kind      string // "bad_request", "forbidden", "not_found", "method_not_allowed", "too_large", "throttled", "server", "unreachable", "timeout", "unavailable", "send_failed"; "" = derived from Status
+	Kind      string // "bad_request", "forbidden", "not_found", "method_not_allowed", "too_large", "throttled", "server", "unreachable", "timeout", "unavailable", "send_failed", "csrf"; "" = derived from Status
 	Email     string // for "forbidden": the signed-in address; the page offers to switch account
 	RD        string
 	RequestID string // shown small, for support

@@ -1,0 +1,285 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"gatehouse/pages"
+)
+
+// ServeHTTP decides every request: Gatehouse's own endpoints, then the
+// access rules on the cleaned path, the session, and finally the proxy.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	s.assignRequestID(w, r)
+	rec := &statusRecorder{ResponseWriter: w}
+	decision := s.serve(rec, r)
+	s.metrics.request(decision, rec.status)
+	s.log.LogAttrs(r.Context(), levelFor(rec.status), "request",
+		slogString("method", r.Method),
+		slogString("path", r.URL.Path),
+		slogInt("status", rec.statusOrOK()),
+		slogString("decision", decision),
+		slogString("ip", s.clientIP(r)),
+		slogDuration("duration", s.now().Sub(start)),
+		slogString("request_id", requestID(r)),
+	)
+}
+
+// serve answers the request and returns the decision it made, for the
+// access log and metrics.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
+	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") {
+		// Absolute-form targets and CONNECT are for forward proxies.
+		s.writeError(w, r, http.StatusBadRequest, "bad_request", "")
+		return "rejected"
+	}
+	if len(r.Header["Content-Length"]) > 1 || (len(r.TransferEncoding) > 0 && len(r.Header["Content-Length"]) > 0) {
+		s.writeError(w, r, http.StatusBadRequest, "bad_request", "")
+		return "rejected"
+	}
+	rawPath := r.RequestURI
+	if i := strings.IndexByte(rawPath, '?'); i >= 0 {
+		rawPath = rawPath[:i]
+	}
+	path, err := CleanPath(rawPath)
+	if err != nil {
+		s.writeError(w, r, http.StatusBadRequest, "bad_request", "")
+		return "rejected"
+	}
+	if path == Prefix || strings.HasPrefix(path, Prefix+"/") {
+		s.serveOwn(w, r)
+		return "gatehouse"
+	}
+	dropH2CUpgrade(r.Header)
+
+	rs := s.settings()
+	d := rs.access.Decide(r.Host, r.Method, path)
+	f := &forward{
+		path:     path,
+		clientIP: s.clientIP(r),
+		proto:    s.proto(r),
+		host:     r.Host,
+		reqID:    requestID(r),
+		settings: rs,
+	}
+	switch d.Policy {
+	case PolicyDeny:
+		s.audit(r, "access.denied", "", "denied", "rule")
+		s.writeError(w, r, http.StatusForbidden, "forbidden", "")
+		return "denied"
+	case PolicyPublic:
+		s.proxy.serve(w, r, f)
+		return "public"
+	}
+
+	id, err := s.authenticate(r.Context(), cookieValue(r.Header["Cookie"], s.cookie))
+	switch {
+	case errors.Is(err, errNoSession):
+		s.unauthenticated(w, r)
+		return "redirected"
+	case err != nil:
+		s.log.Error("session check failed", "err", err)
+		s.writeError(w, r, http.StatusServiceUnavailable, "unavailable", "")
+		return "error"
+	}
+	if !d.Permits(id.Email) {
+		s.audit(r, "access.denied", id.Email, "denied", "not permitted by rule")
+		s.writeError(w, r, http.StatusForbidden, "forbidden", id.Email)
+		return "denied"
+	}
+	if isWebSocket(r) && !s.sameSiteOrigin(r.Header.Get("Origin"), rs) {
+		// Cross-site WebSocket hijacking: the cookie rides along on a
+		// cross-site upgrade, so the origin must be ours.
+		s.writeError(w, r, http.StatusForbidden, "forbidden", id.Email)
+		return "denied"
+	}
+	f.email = id.Email
+	s.proxy.serve(w, r, f)
+	return "allowed"
+}
+
+// unauthenticated sends browsers to the sign-in page and tells API clients
+// 401.
+func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request) {
+	if isBrowser(r) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, s.loginURL(r.RequestURI), http.StatusSeeOther)
+		return
+	}
+	s.writeJSON(w, http.StatusUnauthorized, map[string]string{
+		"error":     "unauthenticated",
+		"message":   "Sign in first.",
+		"login_url": s.loginURL(""),
+	})
+}
+
+// loginURL is the absolute sign-in URL, built from the public URL and never
+// from Host.
+func (s *Server) loginURL(rd string) string {
+	u := s.origin + Prefix + "/login"
+	if rd != "" {
+		u += "?rd=" + url.QueryEscape(rd)
+	}
+	return u
+}
+
+// isBrowser: a page navigation, as opposed to an API or script call.
+func isBrowser(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+func isWebSocket(r *http.Request) bool {
+	return headerHasToken(r.Header["Connection"], "upgrade") && headerHasToken(r.Header["Upgrade"], "websocket")
+}
+
+// dropH2CUpgrade refuses to pass an h2c upgrade through: the upstream would
+// switch protocols behind the gateway's back.
+func dropH2CUpgrade(h http.Header) {
+	if headerHasToken(h["Upgrade"], "h2c") {
+		delete(h, "Upgrade")
+		delete(h, "Http2-Settings")
+	}
+}
+
+func headerHasToken(values []string, token string) bool {
+	for _, v := range values {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sameSiteOrigin reports whether an Origin header names the public URL or an
+// allowed redirect host.
+func (s *Server) sameSiteOrigin(origin string, rs *runtimeSettings) bool {
+	if origin == "" {
+		return false
+	}
+	if strings.EqualFold(origin, s.origin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false
+	}
+	return rs.redirects.Safe(origin+"/") != "/"
+}
+
+func (s *Server) clientIP(r *http.Request) string {
+	return ClientIP(r.RemoteAddr, r.Header["X-Forwarded-For"], s.trusted).String()
+}
+
+func (s *Server) proto(r *http.Request) string {
+	return ForwardedProto(r.RemoteAddr, r.Header.Get("X-Forwarded-Proto"), r.TLS != nil, s.trusted)
+}
+
+// writeError answers with an error page for browsers and JSON for others.
+// It never shows internal error text.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, kind, email string) {
+	if !acceptsHTML(r) {
+		rs := s.settings()
+		lang := rs.Pages.Negotiate(r.Header.Get("Accept-Language"), "")
+		s.writeJSON(w, status, map[string]string{"error": kind, "message": rs.Pages.Message(lang, "error."+kind+".title")})
+		return
+	}
+	rd := ""
+	if r.Method == http.MethodGet {
+		rd = r.RequestURI
+	}
+	rs := s.settings()
+	nonce := newNonce(s.rand)
+	v := pages.ErrorView{
+		Base:      pages.Base{Lang: rs.Pages.Negotiate(r.Header.Get("Accept-Language"), r.URL.Query().Get("lang")), Nonce: nonce, CSRFName: csrfField, CSRFToken: s.csrfToken(cookieValue(r.Header["Cookie"], csrfCookieName(s.session.Secure)))},
+		Status:    status,
+		Kind:      kind,
+		Email:     email,
+		RD:        rs.redirects.Safe(rd),
+		RequestID: requestID(r),
+	}
+	var buf bytes.Buffer
+	if err := rs.Pages.Error(&buf, v); err != nil {
+		s.log.Error("render error page", "err", err)
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	setPageHeaders(w.Header(), nonce, rs.formCSP)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func acceptsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// audit records a security event without holding up the request; the
+// event's failure to store is logged, never shown.
+func (s *Server) audit(r *http.Request, typ, email, outcome, detail string) {
+	s.recordEvent(s.clientIP(r), r.UserAgent(), typ, email, outcome, detail)
+}
+
+func (s *Server) recordEvent(ip, ua, typ, email, outcome, detail string) {
+	ev := auditEvent(s.now(), ip, ua, typ, email, outcome, detail)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.store.RecordEvent(ctx, ev); err != nil {
+			s.metrics.storeError()
+			s.log.Warn("record audit event", "type", typ, "err", err)
+		}
+	}()
+}
+
+// statusRecorder remembers the status for the access log while passing
+// Flush, Hijack and friends through (http.ResponseController unwraps it).
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) statusOrOK() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}

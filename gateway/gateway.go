@@ -1,0 +1,267 @@
+// Package gateway is Gatehouse's front server: it decides every request
+// against the access rules and the session cookie, serves Gatehouse's own
+// sign-in pages and API under /.gatehouse, and reverse-proxies allowed
+// traffic to the upstream app with the signed-in user's identity in headers.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"gatehouse/mailer"
+	"gatehouse/pages"
+)
+
+// Prefix is the reserved path prefix of Gatehouse's own endpoints.
+const Prefix = "/.gatehouse"
+
+// Mailer delivers a finished sign-in mail.
+type Mailer interface {
+	Send(ctx context.Context, m mailer.Message) error
+}
+
+// Route sends requests for a host and/or path prefix to another upstream.
+type Route struct {
+	Host       string // "" = any; "*.example.com" matches subdomains
+	PathPrefix string // "" = any
+	Upstream   *url.URL
+}
+
+// SessionSettings configure the session cookie and its lifetimes.
+type SessionSettings struct {
+	CookieName   string
+	CookieDomain string        // "" = host-only cookie
+	Lifetime     time.Duration // absolute
+	IdleTimeout  time.Duration
+	Secure       bool // Secure attribute and __Host-/__Secure- prefix
+}
+
+// OTPSettings configure sign-in codes and their limits.
+type OTPSettings struct {
+	Length             int
+	TTL                time.Duration
+	MaxAttempts        int
+	ResendCooldown     time.Duration
+	MaxFailuresPerHour int
+	RateWindow         time.Duration
+	PerAddress         int
+	PerIP              int
+}
+
+// Settings are the parts of the configuration that can change while the
+// server runs (see Server.Reload).
+type Settings struct {
+	Rules                []Rule
+	DefaultPolicy        Policy
+	Signup               Signup
+	AllowedRedirectHosts []string
+	OTP                  OTPSettings
+	Mailer               Mailer
+	Pages                *pages.Renderer
+	AppName              string
+	MaxRequestBody       int64 // 0 = unlimited
+	PreserveHost         bool
+	Via                  bool
+}
+
+// Options are everything New needs. Fields marked optional have defaults.
+type Options struct {
+	PublicURL       *url.URL
+	Upstream        *url.URL
+	Routes          []Route
+	TrustedProxies  []netip.Prefix
+	UpstreamTimeout time.Duration // optional: 0 = 30s to wait for the upstream's response headers
+	Session         SessionSettings
+	Settings        Settings
+	Store           Store
+	Secret          []byte // HMAC key for codes and CSRF tokens, >= 32 bytes
+
+	Logger          *slog.Logger     // optional: nil discards
+	Metrics         *Metrics         // optional: nil records nothing
+	Now             func() time.Time // optional: nil = time.Now
+	Rand            io.Reader        // optional: nil = crypto/rand
+	SessionCacheTTL time.Duration    // optional: 0 = 30s; how long a cached session is trusted without a store read
+	SessionCacheMax int              // optional: 0 = 100000 entries
+	// UpstreamTransport is optional: nil builds a tuned http.Transport.
+	UpstreamTransport http.RoundTripper
+}
+
+// Server is the front http.Handler.
+type Server struct {
+	publicURL *url.URL
+	origin    string // scheme://host[:port] of publicURL
+	trusted   []netip.Prefix
+	session   SessionSettings
+	cookie    string // effective cookie name (with prefix when secure)
+	store     Store
+	secret    []byte
+	log       *slog.Logger
+	metrics   *Metrics
+	now       func() time.Time
+	rand      io.Reader
+
+	cur      atomic.Pointer[runtimeSettings]
+	sessions *sessionCache
+	proxy    *proxy
+	app      *fiber.App
+	appH     http.Handler
+	sendTime *durationEstimate
+	reqIDs   *requestIDs
+}
+
+// runtimeSettings is Settings compiled for use on the hot path.
+type runtimeSettings struct {
+	Settings
+	access    *Access
+	redirects *Redirects
+	formCSP   string
+}
+
+// New returns a ready Server.
+func New(opts Options) (*Server, error) {
+	var errs []error
+	if opts.PublicURL == nil || opts.PublicURL.Host == "" {
+		errs = append(errs, errors.New("public URL is required"))
+	}
+	if opts.Upstream == nil || opts.Upstream.Host == "" {
+		errs = append(errs, errors.New("upstream URL is required"))
+	}
+	if opts.Store == nil {
+		errs = append(errs, errors.New("store is required"))
+	}
+	if len(opts.Secret) < 32 {
+		errs = append(errs, errors.New("secret must be at least 32 bytes"))
+	}
+	if opts.Session.CookieName == "" || opts.Session.Lifetime <= 0 || opts.Session.IdleTimeout <= 0 {
+		errs = append(errs, errors.New("session cookie name, lifetime and idle timeout are required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s := &Server{
+		publicURL: opts.PublicURL,
+		origin:    opts.PublicURL.Scheme + "://" + opts.PublicURL.Host,
+		trusted:   opts.TrustedProxies,
+		session:   opts.Session,
+		cookie:    cookieName(opts.Session),
+		store:     opts.Store,
+		secret:    opts.Secret,
+		log:       opts.Logger,
+		metrics:   opts.Metrics,
+		now:       opts.Now,
+		rand:      opts.Rand,
+		sendTime:  newDurationEstimate(150 * time.Millisecond),
+		reqIDs:    newRequestIDs(),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	if err := s.Reload(opts.Settings); err != nil {
+		return nil, err
+	}
+	ttl := opts.SessionCacheTTL
+	if ttl <= 0 {
+		ttl = 30 * time.Second
+	}
+	max := opts.SessionCacheMax
+	if max <= 0 {
+		max = 100000
+	}
+	s.sessions = newSessionCache(ttl, max)
+	timeout := opts.UpstreamTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	p, err := newProxy(s, opts.Upstream, opts.Routes, opts.UpstreamTransport, timeout)
+	if err != nil {
+		return nil, err
+	}
+	s.proxy = p
+	s.app = s.newApp()
+	s.appH = s.appHandler()
+	return s, nil
+}
+
+// Reload swaps the hot-reloadable settings. In-flight requests finish with
+// the settings they started with.
+func (s *Server) Reload(st Settings) error {
+	var errs []error
+	if st.Pages == nil {
+		errs = append(errs, errors.New("pages renderer is required"))
+	}
+	if st.Mailer == nil {
+		errs = append(errs, errors.New("mailer is required"))
+	}
+	if st.OTP.Length < 6 || st.OTP.TTL <= 0 || st.OTP.MaxAttempts < 1 || st.OTP.RateWindow <= 0 ||
+		st.OTP.PerAddress < 1 || st.OTP.PerIP < 1 || st.OTP.MaxFailuresPerHour < 1 {
+		errs = append(errs, errors.New("otp settings are incomplete"))
+	}
+	access, err := NewAccess(st.Rules, st.DefaultPolicy)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("gateway settings: %w", err)
+	}
+	if st.AppName == "" {
+		st.AppName = "Gatehouse"
+	}
+	rs := &runtimeSettings{
+		Settings:  st,
+		access:    access,
+		redirects: NewRedirects(s.publicURL, st.AllowedRedirectHosts),
+		formCSP:   formActionSources(s.origin, st.AllowedRedirectHosts),
+	}
+	s.cur.Store(rs)
+	return nil
+}
+
+func (s *Server) settings() *runtimeSettings { return s.cur.Load() }
+
+// cookieName applies the cookie prefixes browsers enforce: __Host- pins the
+// cookie to this exact host over https; with a shared domain only __Secure-
+// is allowed.
+func cookieName(ss SessionSettings) string {
+	switch {
+	case !ss.Secure:
+		return ss.CookieName
+	case ss.CookieDomain != "":
+		return "__Secure-" + ss.CookieName
+	default:
+		return "__Host-" + ss.CookieName
+	}
+}
+
+// formActionSources lists where sign-in forms may redirect to, for the CSP
+// form-action directive (browsers apply it to the redirect after a POST).
+func formActionSources(origin string, hosts []string) string {
+	var b strings.Builder
+	b.WriteString("'self' ")
+	b.WriteString(origin)
+	for _, h := range hosts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if h == "" || strings.ContainsAny(h, " ;,'\"") {
+			continue
+		}
+		b.WriteString(" https://" + h + " http://" + h)
+	}
+	return b.String()
+}

@@ -1,0 +1,389 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"gatehouse/pages"
+)
+
+func (s *Server) handleLoginPage(c *fiber.Ctx) error {
+	rs := s.settings()
+	rd := rs.redirects.Safe(c.Query("rd"))
+	email := ""
+	if e, err := ParseAddress(c.Query("email")); err == nil {
+		email = e
+	}
+	return s.render(c, http.StatusOK, func(b pages.Base, buf *bytes.Buffer) error {
+		return rs.Pages.Login(buf, pages.LoginView{Base: b, Email: email, RD: rd})
+	})
+}
+
+// handleLogin sends a code and shows the code form.
+func (s *Server) handleLogin(c *fiber.Ctx) error {
+	rs := s.settings()
+	rd := rs.redirects.Safe(c.FormValue("rd"))
+	raw := c.FormValue("email")
+	email, err := ParseAddress(raw)
+	if err != nil {
+		return s.render(c, http.StatusBadRequest, func(b pages.Base, buf *bytes.Buffer) error {
+			return rs.Pages.Login(buf, pages.LoginView{Base: b, Email: raw, RD: rd, Error: "login.invalid_email"})
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	sent, err := s.requestCode(ctx, email, s.clientOf(c))
+	if errors.Is(err, errSendFailed) {
+		return s.render(c, http.StatusServiceUnavailable, func(b pages.Base, buf *bytes.Buffer) error {
+			return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: http.StatusServiceUnavailable, Kind: "send_failed", Email: email, RD: rd, RequestID: c.Get(hdrRequestID)})
+		})
+	}
+	if err != nil {
+		return err
+	}
+	notice := "code.sent"
+	if c.FormValue("resend") != "" {
+		notice = "code.resent"
+	}
+	return s.renderCode(c, http.StatusOK, email, rd, "", notice, sent.ResendIn)
+}
+
+func (s *Server) renderCode(c *fiber.Ctx, status int, email, rd, errKey, notice string, resendIn int) error {
+	rs := s.settings()
+	return s.render(c, status, func(b pages.Base, buf *bytes.Buffer) error {
+		return rs.Pages.Code(buf, pages.CodeView{
+			Base: b, Email: email, RD: rd, Error: errKey, Notice: notice,
+			CodeLength: rs.OTP.Length, TTLMinutes: ttlMinutes(rs.OTP.TTL), ResendIn: resendIn,
+		})
+	})
+}
+
+// handleVerify checks the code; on success it sets the session cookie and
+// sends the browser where it was going.
+func (s *Server) handleVerify(c *fiber.Ctx) error {
+	rs := s.settings()
+	rd := rs.redirects.Safe(c.FormValue("rd"))
+	email, err := ParseAddress(c.FormValue("email"))
+	if err != nil {
+		return s.render(c, http.StatusBadRequest, func(b pages.Base, buf *bytes.Buffer) error {
+			return rs.Pages.Login(buf, pages.LoginView{Base: b, RD: rd, Error: "login.invalid_email"})
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	token, _, err := s.verifyCode(ctx, email, c.FormValue("code"), s.clientOf(c))
+	if key, ok := userError(err); ok {
+		return s.renderCode(c, http.StatusUnauthorized, email, rd, key, "", 0)
+	}
+	if err != nil {
+		return err
+	}
+	return s.signedIn(c, token, rd)
+}
+
+// userError reports whether err is a sign-in outcome to show the user, and
+// its catalog key.
+func userError(err error) (string, bool) {
+	for _, e := range []error{errWrongCode, errCodeExpired, errTooMany} {
+		if errors.Is(err, e) {
+			return e.Error(), true
+		}
+	}
+	return "", false
+}
+
+func (s *Server) signedIn(c *fiber.Ctx, token, rd string) error {
+	c.Append("Set-Cookie", s.sessionCookie(token))
+	c.Set("Cache-Control", "no-store")
+	return c.Redirect(rd, http.StatusSeeOther)
+}
+
+// handleLinkPage is where the one-click link in the mail lands. It only shows
+// a confirmation button: a mail scanner that follows the link signs nobody
+// in.
+func (s *Server) handleLinkPage(c *fiber.Ctx) error {
+	rs := s.settings()
+	token := c.Query("t")
+	if !validToken(token) {
+		return s.pageError(c, http.StatusBadRequest, "bad_request", "")
+	}
+	rd := rs.redirects.Safe(c.Query("rd"))
+	return s.render(c, http.StatusOK, func(b pages.Base, buf *bytes.Buffer) error {
+		return rs.Pages.Confirm(buf, pages.ConfirmView{Base: b, Token: token, RD: rd})
+	})
+}
+
+func (s *Server) handleLink(c *fiber.Ctx) error {
+	rs := s.settings()
+	rd := rs.redirects.Safe(c.FormValue("rd"))
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	token, _, err := s.consumeLink(ctx, c.FormValue("token"), s.clientOf(c))
+	if _, ok := userError(err); ok {
+		return s.render(c, http.StatusUnauthorized, func(b pages.Base, buf *bytes.Buffer) error {
+			return rs.Pages.Login(buf, pages.LoginView{Base: b, RD: rd, Error: "login.link_invalid"})
+		})
+	}
+	if err != nil {
+		return err
+	}
+	return s.signedIn(c, token, rd)
+}
+
+// handleLogout ends the session on the server and clears the cookie.
+func (s *Server) handleLogout(c *fiber.Ctx) error {
+	if err := s.signOut(c); err != nil {
+		return err
+	}
+	rd := c.FormValue("rd")
+	target := Prefix + "/login"
+	if rd != "" {
+		target = s.settings().redirects.Safe(rd)
+	}
+	c.Set("Cache-Control", "no-store")
+	return c.Redirect(target, http.StatusSeeOther)
+}
+
+// signOut ends the current session, if any, and clears the cookie.
+func (s *Server) signOut(c *fiber.Ctx) error {
+	c.Append("Set-Cookie", s.clearCookie())
+	id, err := s.current(c)
+	if errors.Is(err, errNoSession) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := s.endSession(ctx, id.ID); err != nil {
+		return err
+	}
+	cl := s.clientOf(c)
+	s.recordEvent(cl.IP, cl.UserAgent, "signout", id.Email, "ok", "")
+	return nil
+}
+
+// requireSession returns the signed-in identity, or sends a browser to sign
+// in (ok=false) and an API client a 401.
+func (s *Server) requireSession(c *fiber.Ctx) (identity, bool, error) {
+	id, err := s.current(c)
+	if errors.Is(err, errNoSession) {
+		if c.Method() == http.MethodGet && strings.Contains(c.Get("Accept"), "text/html") {
+			c.Set("Cache-Control", "no-store")
+			return identity{}, false, c.Redirect(s.loginURL(c.OriginalURL()), http.StatusSeeOther)
+		}
+		return identity{}, false, s.jsonError(c, http.StatusUnauthorized, "unauthenticated")
+	}
+	if err != nil {
+		return identity{}, false, err
+	}
+	return id, true, nil
+}
+
+func (s *Server) handleAccount(c *fiber.Ctx) error {
+	id, ok, err := s.requireSession(c)
+	if !ok {
+		return err
+	}
+	return s.renderAccount(c, id, c.Query("notice"))
+}
+
+func (s *Server) renderAccount(c *fiber.Ctx, id identity, notice string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	list, err := s.store.ListSessions(ctx, id.Email)
+	if err != nil {
+		return err
+	}
+	views := make([]pages.SessionView, 0, len(list))
+	for _, ss := range list {
+		views = append(views, pages.SessionView{
+			ID: ss.ID, Device: deviceLabel(ss.UserAgent), IP: ss.IP,
+			CreatedAt: ss.CreatedAt, LastSeenAt: ss.LastSeenAt, Current: ss.ID == id.ID,
+		})
+	}
+	if notice != "account.revoked" && notice != "account.others_revoked" {
+		notice = ""
+	}
+	rs := s.settings()
+	return s.render(c, http.StatusOK, func(b pages.Base, buf *bytes.Buffer) error {
+		return rs.Pages.Account(buf, pages.AccountView{Base: b, Email: id.Email, Sessions: views, Notice: notice})
+	})
+}
+
+// handleLogoutOthers ends every other session of the signed-in user.
+func (s *Server) handleLogoutOthers(c *fiber.Ctx) error {
+	id, ok, err := s.requireSession(c)
+	if !ok {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	list, err := s.store.ListSessions(ctx, id.Email)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.DeleteUserSessions(ctx, id.Email, id.ID); err != nil {
+		return err
+	}
+	for _, ss := range list {
+		if ss.ID != id.ID {
+			s.sessions.deleteID(ss.ID)
+		}
+	}
+	cl := s.clientOf(c)
+	s.recordEvent(cl.IP, cl.UserAgent, "session.revoked", id.Email, "ok", "all other sessions")
+	return c.Redirect(Prefix+"/account?notice=sessions.others_revoked", http.StatusSeeOther)
+}
+
+// handleRevoke ends one of the signed-in user's own sessions.
+func (s *Server) handleRevoke(c *fiber.Ctx) error {
+	id, ok, err := s.requireSession(c)
+	if !ok {
+		return err
+	}
+	target := c.FormValue("id")
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	list, err := s.store.ListSessions(ctx, id.Email)
+	if err != nil {
+		return err
+	}
+	owned := false
+	for _, ss := range list {
+		owned = owned || ss.ID == target
+	}
+	if !owned {
+		return s.pageError(c, http.StatusNotFound, "not_found", "")
+	}
+	if err := s.endSession(ctx, target); err != nil {
+		return err
+	}
+	cl := s.clientOf(c)
+	s.recordEvent(cl.IP, cl.UserAgent, "session.revoked", id.Email, "ok", "by user")
+	if target == id.ID {
+		c.Append("Set-Cookie", s.clearCookie())
+		return c.Redirect(Prefix+"/login", http.StatusSeeOther)
+	}
+	return c.Redirect(Prefix+"/account?notice=sessions.revoked", http.StatusSeeOther)
+}
+
+// deviceLabel turns a user agent into a short label such as "Firefox on
+// Linux" for the account page.
+func deviceLabel(ua string) string {
+	browser := "Browser"
+	for _, b := range []struct{ key, name string }{
+		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"},
+		{"Safari/", "Safari"}, {"curl/", "curl"},
+	} {
+		if strings.Contains(ua, b.key) {
+			browser = b.name
+			break
+		}
+	}
+	system := ""
+	for _, o := range []struct{ key, name string }{
+		{"Android", "Android"}, {"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Windows", "Windows"},
+		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"},
+	} {
+		if strings.Contains(ua, o.key) {
+			system = o.name
+			break
+		}
+	}
+	if system == "" {
+		return browser
+	}
+	return browser + " · " + system
+}
+
+// apiSend is the JSON "send me a code".
+func (s *Server) apiSend(c *fiber.Ctx) error {
+	var in struct {
+		Email string `json:"email"`
+	}
+	if err := c.BodyParser(&in); err != nil {
+		return s.jsonError(c, http.StatusBadRequest, "bad_request")
+	}
+	email, err := ParseAddress(in.Email)
+	if err != nil {
+		return s.jsonError(c, http.StatusBadRequest, "invalid_email")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	sent, err := s.requestCode(ctx, email, s.clientOf(c))
+	if errors.Is(err, errSendFailed) {
+		return s.jsonError(c, http.StatusServiceUnavailable, "send_failed")
+	}
+	if err != nil {
+		return err
+	}
+	c.Set("Cache-Control", "no-store")
+	return c.Status(http.StatusOK).JSON(fiber.Map{"status": "sent", "email": sent.Email, "resend_in": sent.ResendIn})
+}
+
+// apiVerify is the JSON code check; on success it sets the session cookie.
+func (s *Server) apiVerify(c *fiber.Ctx) error {
+	var in struct {
+		Email string `json:"email"`
+		Code  string `json:"code"`
+	}
+	if err := c.BodyParser(&in); err != nil {
+		return s.jsonError(c, http.StatusBadRequest, "bad_request")
+	}
+	email, err := ParseAddress(in.Email)
+	if err != nil {
+		return s.jsonError(c, http.StatusBadRequest, "invalid_email")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	token, sess, err := s.verifyCode(ctx, email, in.Code, s.clientOf(c))
+	if key, ok := userError(err); ok {
+		return s.jsonError(c, http.StatusUnauthorized, strings.ReplaceAll(key, ".", "_"))
+	}
+	if err != nil {
+		return err
+	}
+	c.Append("Set-Cookie", s.sessionCookie(token))
+	c.Set("Cache-Control", "no-store")
+	return c.JSON(fiber.Map{"email": sess.Email, "session_id": sess.ID, "expires_at": sess.ExpiresAt.UTC().Format(time.RFC3339)})
+}
+
+func (s *Server) apiSession(c *fiber.Ctx) error {
+	id, err := s.current(c)
+	c.Set("Cache-Control", "no-store")
+	if errors.Is(err, errNoSession) {
+		return s.jsonError(c, http.StatusUnauthorized, "unauthenticated")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"email": id.Email, "session_id": id.ID, "expires_at": id.ExpiresAt.UTC().Format(time.RFC3339)})
+}
+
+func (s *Server) apiSignOut(c *fiber.Ctx) error {
+	if err := s.signOut(c); err != nil {
+		return err
+	}
+	c.Set("Cache-Control", "no-store")
+	return c.JSON(fiber.Map{"status": "signed_out"})
+}
+
+// absoluteRD makes a safe redirect target absolute against the public URL.
+func (s *Server) absoluteRD(rd string) string {
+	if strings.HasPrefix(rd, "/") {
+		return s.origin + rd
+	}
+	if _, err := url.Parse(rd); err != nil {
+		return s.origin + "/"
+	}
+	return rd
+}

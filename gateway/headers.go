@@ -1,0 +1,115 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Identity headers set on every forwarded request for a signed-in user.
+var identityHeaders = []string{
+	"X-Auth-Request-Email",
+	"X-Auth-Request-User",
+	"X-Forwarded-Email",
+	"X-Forwarded-User",
+	"Remote-Email",
+	"Remote-User",
+}
+
+// Group headers, set only when the user has groups.
+var groupHeaders = []string{"X-Auth-Request-Groups", "Remote-Groups"}
+
+// spoofable lists, in normalized form (lower case, '_' and '.' read as '-'),
+// every header a client could use to pose as a user or as the gateway:
+// removed from every request before forwarding, on every path.
+var spoofable = map[string]bool{
+	"x-auth-request-email":              true,
+	"x-auth-request-user":               true,
+	"x-auth-request-groups":             true,
+	"x-auth-request-preferred-username": true,
+	"x-auth-request-access-token":       true,
+	"x-forwarded-email":                 true,
+	"x-forwarded-user":                  true,
+	"x-forwarded-groups":                true,
+	"x-forwarded-preferred-username":    true,
+	"x-forwarded-access-token":          true,
+	"remote-email":                      true,
+	"remote-user":                       true,
+	"remote-groups":                     true,
+	"remote-name":                       true,
+	"x-remote-user":                     true,
+	"x-remote-email":                    true,
+	"x-webauth-user":                    true,
+	"x-webauth-email":                   true,
+	"authorization-email":               true,
+	"x-gatehouse-session":               true,
+	"x-gatehouse-client-ip":             true,
+	"x-gatehouse-client-proto":          true,
+	"x-gatehouse-request-id":            true,
+	// Rebuilt from the socket, or believed only from trusted proxies.
+	"x-forwarded-for":   true,
+	"x-forwarded-proto": true,
+	"x-forwarded-host":  true,
+	"x-forwarded-port":  true,
+	"x-real-ip":         true,
+	"forwarded":         true,
+}
+
+// stripSpoofable removes every client-supplied identity and forwarding
+// header, in every spelling.
+func stripSpoofable(h http.Header) {
+	for k := range h {
+		if isSpoofable(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// isSpoofable folds case and reads '_' and '.' as '-', the spellings that
+// proxies and frameworks treat as one header, without allocating.
+func isSpoofable(k string) bool {
+	if k == "" || len(k) > 64 {
+		return len(k) > 64 && spoofable[normalizeLong(k)]
+	}
+	switch k[0] | 0x20 { // every spoofable name starts with x, r, a or f
+	case 'x', 'r', 'a', 'f':
+	default:
+		return false
+	}
+	var buf [64]byte
+	for i := 0; i < len(k); i++ {
+		buf[i] = foldHeaderByte(k[i])
+	}
+	return spoofable[string(buf[:len(k)])]
+}
+
+func normalizeLong(k string) string {
+	b := []byte(k)
+	for i := range b {
+		b[i] = foldHeaderByte(b[i])
+	}
+	return string(b)
+}
+
+func foldHeaderByte(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c + ('a' - 'A')
+	case c == '_' || c == '.':
+		return '-'
+	}
+	return c
+}
+
+// setIdentity sets the identity headers for email (already lower-case).
+func setIdentity(h http.Header, email string, groups []string) {
+	v := []string{email}
+	for _, k := range identityHeaders {
+		h[k] = v
+	}
+	if len(groups) > 0 {
+		g := []string{strings.Join(groups, ",")}
+		for _, k := range groupHeaders {
+			h[k] = g
+		}
+	}
+}

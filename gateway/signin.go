@@ -1,0 +1,329 @@
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"gatehouse/authstore"
+	"gatehouse/mailer"
+	"gatehouse/pages"
+)
+
+// Sign-in outcomes that the pages and the API tell the user about. Their
+// names double as catalog keys and JSON error codes.
+var (
+	errWrongCode   = errors.New("code.wrong")
+	errCodeExpired = errors.New("code.expired")
+	errTooMany     = errors.New("code.too_many")
+	errSendFailed  = errors.New("send_failed")
+	errNotAllowed  = errWrongCode // deliberately the same answer as a wrong code
+)
+
+// client describes who is asking, for limits and the audit log.
+type client struct {
+	IP        string
+	UserAgent string
+	Lang      string
+}
+
+// codeSent is what the user is told after asking for a code: the same
+// whether or not a mail went out.
+type codeSent struct {
+	Email    string
+	ResendIn int // seconds until another code may be asked for
+}
+
+// requestCode handles "send me a code". email must already be parsed. The
+// answer and its timing do not reveal whether the address may sign in,
+// exists, or was throttled; only a mail server failure is reported.
+func (s *Server) requestCode(ctx context.Context, email string, c client) (codeSent, error) {
+	start := time.Now()
+	rs := s.settings()
+	now := s.now()
+	out := codeSent{Email: email, ResendIn: int(rs.OTP.ResendCooldown / time.Second)}
+
+	send, reason, err := s.maySend(ctx, rs, email, c, now, &out)
+	if err != nil {
+		return codeSent{}, err
+	}
+	if !send {
+		s.recordEvent(c.IP, c.UserAgent, "code.requested", email, "denied", reason)
+		s.metrics.codeEvent(reason)
+		s.sendTime.sleepLikeSend(start)
+		return out, nil
+	}
+	s.recordEvent(c.IP, c.UserAgent, "code.requested", email, "ok", "")
+	if err := s.issueCode(ctx, rs, email, c, now); err != nil {
+		s.recordEvent(c.IP, c.UserAgent, "code.send_failed", email, "failed", "mail delivery failed")
+		s.metrics.codeEvent("send_failed")
+		s.log.Error("send sign-in code", "err", err)
+		return codeSent{}, errSendFailed
+	}
+	s.sendTime.observe(time.Since(start))
+	s.recordEvent(c.IP, c.UserAgent, "code.sent", email, "ok", "")
+	s.metrics.codeEvent("sent")
+	return out, nil
+}
+
+// maySend applies the resend cooldown, the send limits, the sign-up policy
+// and the disabled flag, in that order, recording each attempt the same way
+// for every address.
+func (s *Server) maySend(ctx context.Context, rs *runtimeSettings, email string, c client, now time.Time, out *codeSent) (bool, string, error) {
+	if cd := rs.OTP.ResendCooldown; cd > 0 {
+		n, err := s.store.Hit(ctx, "cooldown:"+email, cd, now)
+		if err != nil {
+			return false, "", fmt.Errorf("cooldown: %w", err)
+		}
+		if n > 1 {
+			out.ResendIn = windowRemaining(now, cd)
+			return false, "cooldown", nil
+		}
+	}
+	perIP, err := s.store.Hit(ctx, "send:ip:"+c.IP, rs.OTP.RateWindow, now)
+	if err != nil {
+		return false, "", fmt.Errorf("rate limit: %w", err)
+	}
+	perAddr, err := s.store.Hit(ctx, "send:addr:"+email, rs.OTP.RateWindow, now)
+	if err != nil {
+		return false, "", fmt.Errorf("rate limit: %w", err)
+	}
+	if perIP > rs.OTP.PerIP || perAddr > rs.OTP.PerAddress {
+		return false, "throttled", nil
+	}
+	if !rs.Signup.Allows(email) {
+		return false, "not_allowed", nil
+	}
+	u, err := s.store.UserByEmail(ctx, email)
+	switch {
+	case err == nil && u.Disabled:
+		return false, "disabled", nil
+	case err != nil && !errors.Is(err, authstore.ErrNotFound):
+		return false, "", fmt.Errorf("look up user: %w", err)
+	}
+	return true, "", nil
+}
+
+// windowRemaining is the number of seconds left in the fixed window that
+// contains now (the store's counters use windows aligned to the epoch).
+func windowRemaining(now time.Time, window time.Duration) int {
+	left := window - time.Duration(now.UnixNano()%int64(window))
+	return int((left + time.Second - 1) / time.Second)
+}
+
+// issueCode creates, stores and mails a new code (and one-click link).
+func (s *Server) issueCode(ctx context.Context, rs *runtimeSettings, email string, c client, now time.Time) error {
+	code, err := randomDigits(s.rand, rs.OTP.Length)
+	if err != nil {
+		return err
+	}
+	var raw [32]byte
+	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
+		return fmt.Errorf("generate link token: %w", err)
+	}
+	link := base64.RawURLEncoding.EncodeToString(raw[:])
+	err = s.store.CreateCode(ctx, authstore.Code{
+		Email:     email,
+		CodeHash:  s.codeHash(email, code),
+		LinkHash:  s.linkHash(link),
+		CreatedAt: now.UTC(),
+		ExpiresAt: now.UTC().Add(rs.OTP.TTL),
+	})
+	if err != nil {
+		return fmt.Errorf("store code: %w", err)
+	}
+	m, err := rs.Pages.Mail(pages.MailView{
+		Lang:       c.Lang,
+		AppName:    rs.AppName,
+		Email:      email,
+		Code:       code,
+		TTLMinutes: ttlMinutes(rs.OTP.TTL),
+		LoginURL:   s.origin + Prefix + "/login",
+		LinkURL:    s.origin + Prefix + "/link?t=" + link,
+	})
+	if err != nil {
+		return fmt.Errorf("render mail: %w", err)
+	}
+	return rs.Mailer.Send(ctx, mailer.Message{To: email, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
+}
+
+func ttlMinutes(d time.Duration) int {
+	return max(1, int((d+time.Minute-1)/time.Minute))
+}
+
+// randomDigits draws a uniform n-digit code from r.
+func randomDigits(r io.Reader, n int) (string, error) {
+	limit := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)
+	v, err := crand.Int(r, limit)
+	if err != nil {
+		return "", fmt.Errorf("generate code: %w", err)
+	}
+	return fmt.Sprintf("%0*s", n, v.String()), nil
+}
+
+// codeHash binds a code to the address it was sent to.
+func (s *Server) codeHash(email, code string) []byte {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte("gatehouse code\x00"))
+	m.Write([]byte(email))
+	m.Write([]byte{0})
+	m.Write([]byte(code))
+	return m.Sum(nil)
+}
+
+func (s *Server) linkHash(token string) []byte {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte("gatehouse link\x00"))
+	m.Write([]byte(token))
+	return m.Sum(nil)
+}
+
+// verifyCode checks a code and, when it is right, starts a session.
+func (s *Server) verifyCode(ctx context.Context, email, code string, c client) (string, authstore.Session, error) {
+	rs := s.settings()
+	now := s.now()
+	failKey := "verifyfail:" + email
+	n, err := s.store.Count(ctx, failKey, time.Hour, now)
+	if err != nil {
+		return "", authstore.Session{}, fmt.Errorf("failure limit: %w", err)
+	}
+	if n >= rs.OTP.MaxFailuresPerHour {
+		s.signinFailed(c, email, "failure limit")
+		return "", authstore.Session{}, errTooMany
+	}
+	code = strings.TrimSpace(code)
+	if !isCode(code, rs.OTP.Length) {
+		// Malformed input still costs an attempt, so the limit is on
+		// tries, not on well-formed tries.
+		code = strings.Repeat("x", rs.OTP.Length)
+	}
+	err = s.store.VerifyCode(ctx, email, s.codeHash(email, code), now.UTC(), rs.OTP.MaxAttempts)
+	if err != nil {
+		return "", authstore.Session{}, s.codeFailure(ctx, err, failKey, email, c, now)
+	}
+	return s.signIn(ctx, rs, email, c)
+}
+
+// codeFailure maps a store outcome to what the user is told, counting
+// failures per account.
+func (s *Server) codeFailure(ctx context.Context, err error, failKey, email string, c client, now time.Time) error {
+	var userErr error
+	switch {
+	case errors.Is(err, authstore.ErrWrongCode):
+		userErr = errWrongCode
+	case errors.Is(err, authstore.ErrTooManyAttempts):
+		userErr = errTooMany
+	case errors.Is(err, authstore.ErrCodeExpired), errors.Is(err, authstore.ErrNoCode):
+		userErr = errCodeExpired
+	default:
+		return fmt.Errorf("verify code: %w", err)
+	}
+	if _, herr := s.store.Hit(ctx, failKey, time.Hour, now); herr != nil {
+		s.log.Warn("count failed sign-in", "err", herr)
+	}
+	s.signinFailed(c, email, userErr.Error())
+	return userErr
+}
+
+func (s *Server) signinFailed(c client, email, reason string) {
+	s.recordEvent(c.IP, c.UserAgent, "signin.failed", email, "failed", reason)
+	s.metrics.signin("failed")
+}
+
+// signIn starts a session for an address that proved it owns its mailbox,
+// checking again that it may sign in (the allowlist may have changed).
+func (s *Server) signIn(ctx context.Context, rs *runtimeSettings, email string, c client) (string, authstore.Session, error) {
+	now := s.now()
+	if !rs.Signup.Allows(email) {
+		s.signinFailed(c, email, "not allowed")
+		return "", authstore.Session{}, errNotAllowed
+	}
+	u, err := s.store.EnsureUser(ctx, email, now.UTC())
+	if err != nil {
+		return "", authstore.Session{}, fmt.Errorf("ensure user: %w", err)
+	}
+	if u.Disabled {
+		s.signinFailed(c, email, "user disabled")
+		return "", authstore.Session{}, errNotAllowed
+	}
+	token, sess, err := s.newSession(ctx, email, c.IP, c.UserAgent)
+	if err != nil {
+		return "", authstore.Session{}, err
+	}
+	if err := s.store.RecordLogin(ctx, email, now.UTC()); err != nil {
+		s.log.Warn("record login time", "err", err)
+	}
+	s.recordEvent(c.IP, c.UserAgent, "signin.ok", email, "ok", "")
+	s.metrics.signin("ok")
+	return token, sess, nil
+}
+
+// consumeLink signs in with the one-click link token from the mail.
+func (s *Server) consumeLink(ctx context.Context, token string, c client) (string, authstore.Session, error) {
+	rs := s.settings()
+	if !validToken(token) {
+		return "", authstore.Session{}, errCodeExpired
+	}
+	email, err := s.store.ConsumeLink(ctx, s.linkHash(token), s.now().UTC(), rs.OTP.MaxAttempts)
+	if err != nil {
+		switch {
+		case errors.Is(err, authstore.ErrTooManyAttempts):
+			return "", authstore.Session{}, errTooMany
+		case errors.Is(err, authstore.ErrCodeExpired), errors.Is(err, authstore.ErrNoCode), errors.Is(err, authstore.ErrNotFound):
+			return "", authstore.Session{}, errCodeExpired
+		}
+		return "", authstore.Session{}, fmt.Errorf("consume link: %w", err)
+	}
+	return s.signIn(ctx, rs, email, c)
+}
+
+func isCode(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// durationEstimate tracks how long sending a code takes, so that requests
+// that send nothing take about as long (no timing oracle for enumeration).
+type durationEstimate struct {
+	mu  sync.Mutex
+	avg time.Duration
+}
+
+func newDurationEstimate(initial time.Duration) *durationEstimate {
+	return &durationEstimate{avg: initial}
+}
+
+func (d *durationEstimate) observe(v time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.avg = (d.avg*7 + v) / 8
+}
+
+// sleepLikeSend waits until about one average send time has passed since
+// start, with jitter.
+func (d *durationEstimate) sleepLikeSend(start time.Time) {
+	d.mu.Lock()
+	avg := d.avg
+	d.mu.Unlock()
+	target := avg*9/10 + time.Duration(rand.Int64N(int64(avg/5)+1))
+	if wait := target - time.Since(start); wait > 0 {
+		time.Sleep(wait)
+	}
+}
