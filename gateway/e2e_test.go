@@ -291,7 +291,9 @@ func TestAllowlistGivesSamePageAndNoMail(t *testing.T) {
 	if allowed.StatusCode != denied.StatusCode {
 		t.Fatalf("status differs: %d vs %d", allowed.StatusCode, denied.StatusCode)
 	}
-	norm := func(s string) string { return csrfRE.ReplaceAllString(strings.ReplaceAll(s, "stranger@example.com", "X"), "") }
+	norm := func(s string) string {
+		return csrfRE.ReplaceAllString(strings.ReplaceAll(s, "stranger@example.com", "X"), "")
+	}
 	normAllowed := csrfRE.ReplaceAllString(strings.ReplaceAll(allowed.body, "ok@example.com", "X"), "")
 	if nonceRE.ReplaceAllString(norm(denied.body), "") != nonceRE.ReplaceAllString(normAllowed, "") {
 		t.Errorf("pages differ for allowed and refused addresses")

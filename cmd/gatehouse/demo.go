@@ -39,6 +39,13 @@ func (e *env) demo(ctx context.Context, listen string) error {
 	}
 	if listen != "" {
 		cfg.Server.Listen = listen
+		if lookupEnv(e.environ, "GATEHOUSE_SERVER_PUBLIC_URL") == "" {
+			pub, err := cfg.Server.PublicURL.Parse("http://" + strings.Replace(listen, "127.0.0.1", "localhost", 1))
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("--listen: %w", err)}
+			}
+			cfg.Server.PublicURL = pub
+		}
 	}
 	if len(cfg.Access.Rules) == 0 {
 		cfg.Access.Rules = []config.Rule{{Paths: []string{"/public/**"}, Policy: "public"}}
