@@ -1,0 +1,6 @@
+DROP TABLE IF EXISTS server_secret;
+DROP TABLE IF EXISTS events;
+DROP TABLE IF EXISTS rate_counters;
+DROP TABLE IF EXISTS login_codes;
+DROP TABLE IF EXISTS sessions;
+DROP TABLE IF EXISTS users;
