@@ -205,7 +205,8 @@ type Rule struct {
 	Emails []string
 	// Domains restricts an authenticated rule to these lower-cased domains.
 	Domains []string
-	// Groups is reserved for future use; it is accepted and kept.
+	// Groups is reserved for future use; a non-empty list is refused, so
+	// that a restriction is never silently ignored.
 	Groups []string
 }
 

@@ -209,6 +209,7 @@ func TestInvalid(t *testing.T) {
 		{"bad policy", "access:\n  rules:\n    - paths: [\"/a\"]\n      policy: public\n    - paths: [\"/b\"]\n      policy: public\n    - paths: [\"/c\"]\n      policy: allow\n", nil, "access.rules[2].policy", "must be one of public, authenticated, deny"},
 		{"missing policy", "access:\n  rules:\n    - paths: [\"/a\"]\n", nil, "access.rules[0].policy", "required"},
 		{"bad method", "access:\n  rules:\n    - paths: [\"/a\"]\n      methods: [\"GE T\"]\n      policy: deny\n", nil, "access.rules[0].methods[0]", "HTTP method"},
+		{"groups refused, never ignored", "access:\n  rules:\n    - paths: [\"/a\"]\n      policy: authenticated\n      groups: [ops]\n", nil, "access.rules[0].groups", "not supported"},
 		{"bad glob", "access:\n  rules:\n    - paths: [\"/a/[b\"]\n      policy: deny\n", nil, "access.rules[0].paths[0]", "not a valid glob"},
 		{"relative glob", "access:\n  rules:\n    - paths: [\"admin/**\"]\n      policy: deny\n", nil, "access.rules[0].paths[0]", `must start with "/"`},
 		{"glob with dot segment", "access:\n  rules:\n    - paths: [\"/a/../admin/**\"]\n      policy: deny\n", nil, "access.rules[0].paths[0]", "segments"},
@@ -320,11 +321,11 @@ func TestValidEdgeCases(t *testing.T) {
 		{"secure as YAML boolean", "session:\n  secure: true\n", func(c *Config) bool {
 			return c.Session.Secure == "true"
 		}},
-		{"rule normalization", "access:\n  rules:\n    - hosts: [\"*.Example.com\"]\n      methods: [get, Post]\n      policy: authenticated\n      emails: [Admin@Example.com]\n      domains: [Example.ORG]\n      groups: [ops]\n", func(c *Config) bool {
+		{"rule normalization", "access:\n  rules:\n    - hosts: [\"*.Example.com\"]\n      methods: [get, Post]\n      policy: authenticated\n      emails: [Admin@Example.com]\n      domains: [Example.ORG]\n", func(c *Config) bool {
 			r := c.Access.Rules[0]
 			return slices.Equal(r.Hosts, []string{"*.example.com"}) && slices.Equal(r.Methods, []string{"GET", "POST"}) &&
 				slices.Equal(r.Emails, []string{"admin@example.com"}) && slices.Equal(r.Domains, []string{"example.org"}) &&
-				slices.Equal(r.Groups, []string{"ops"}) && len(r.Paths) == 0
+				len(r.Groups) == 0 && len(r.Paths) == 0
 		}},
 		{"routes", "routes:\n  - host: API.example.com\n    path_prefix: /v1/\n    upstream: http://127.0.0.1:4000\n", func(c *Config) bool {
 			return len(c.Routes) == 1 && c.Routes[0].Host == "api.example.com" && c.Routes[0].PathPrefix == "/v1/" &&
