@@ -2,8 +2,8 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -13,92 +13,265 @@ import (
 // server.trusted_proxies; set only by the front server.
 const hdrPeerTrusted = "X-Gatehouse-Peer-Trusted"
 
-// original is the request a fronting proxy asks about.
-type original struct {
-	method string
-	host   string
-	path   string // cleaned
-	url    string // absolute, for the redirect back after sign-in
-	nginx  bool   // nginx auth_request: answer 401, never a redirect
+// dialect is the way a fronting proxy describes the request it asks about.
+type dialect int
+
+const (
+	// dialectForwarded: Traefik's forwardAuth and Caddy's forward_auth send
+	// X-Forwarded-Method, -Proto, -Host and -Uri, and pass the answer's
+	// status and body to the client.
+	dialectForwarded dialect = iota
+	// dialectNginx: nginx auth_request sends X-Original-URL and
+	// X-Original-Method (set in its config) and only tells 2xx, 401 and 403
+	// apart; every other status becomes a 500 there.
+	dialectNginx
+)
+
+// The headers that describe the original request.
+const (
+	hdrOriginalURL     = "X-Original-Url"
+	hdrOriginalMethod  = "X-Original-Method"
+	hdrForwardedMethod = "X-Forwarded-Method"
+	hdrForwardedProto  = "X-Forwarded-Proto"
+	hdrForwardedHost   = "X-Forwarded-Host"
+	hdrForwardedURI    = "X-Forwarded-Uri"
+)
+
+// errBadOriginal is wrapped by every reason to refuse a forward-auth
+// request; the reasons never quote header values, which may hold tokens.
+var errBadOriginal = errors.New("bad forward-auth request")
+
+func badOriginal(reason string) error {
+	return fmt.Errorf("%w: %s", errBadOriginal, reason)
 }
 
-// originalRequest reads the fronting proxy's description of the request:
-// nginx's X-Original-URL/-Method, or Traefik's and Caddy's X-Forwarded-*.
-func originalRequest(c *fiber.Ctx) (original, error) {
-	var o original
-	if raw := c.Get("X-Original-URL"); raw != "" {
-		u, err := url.Parse(raw)
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return o, errors.New("bad X-Original-URL")
+// original is the request a fronting proxy asks about.
+type original struct {
+	dialect dialect
+	method  string
+	host    string // host[:port], validated, lower case
+	path    string // CleanPath result: what the access rules see
+	url     string // absolute original URL, for the redirect back after sign-in
+}
+
+// parseOriginal reads the fronting proxy's description of the request from
+// the auth request's headers h.
+//
+// The proxies differ in which headers they set and which client headers
+// they pass through unchanged: nginx copies a client's X-Forwarded-Uri into
+// the auth request, Traefik and Caddy copy a client's X-Original-URL. So a
+// request that carries both descriptions is refused rather than believing
+// either, as is any header sent twice, a missing method, host or URI (no
+// default could be safe), and any path CleanPath refuses. The dialect is set
+// even when an error is returned, so the refusal can be worded for the
+// proxy.
+func parseOriginal(h http.Header) (original, error) {
+	o := original{dialect: dialectForwarded}
+	if _, ok := h[hdrOriginalURL]; ok {
+		o.dialect = dialectNginx
+		if _, fwd := h[hdrForwardedURI]; fwd {
+			return o, badOriginal("both X-Original-URL and X-Forwarded-Uri")
 		}
-		o.nginx = true
-		o.method = c.Get("X-Original-Method", http.MethodGet)
-		o.host = u.Host
-		o.url = u.Scheme + "://" + u.Host + u.EscapedPath()
-		if u.RawQuery != "" {
-			o.url += "?" + u.RawQuery
+		if _, fwd := h[hdrForwardedMethod]; fwd {
+			return o, badOriginal("both X-Original-URL and X-Forwarded-Method")
 		}
-		p, err := CleanPath(u.EscapedPath())
+		raw, err := single(h, hdrOriginalURL)
 		if err != nil {
 			return o, err
 		}
-		o.path = p
-		return o, nil
+		if o.method, err = method(h, hdrOriginalMethod); err != nil {
+			return o, err
+		}
+		scheme, rest, ok := strings.Cut(raw, "://")
+		if !ok {
+			return o, badOriginal("X-Original-URL is not absolute")
+		}
+		authority, target := rest, "/"
+		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+			authority, target = rest[:i], rest[i:]
+		}
+		if target[0] != '/' {
+			target = "/" + target
+		}
+		return o, o.fill(scheme, authority, target)
 	}
-	proto, host, uri := c.Get("X-Forwarded-Proto", "http"), c.Get("X-Forwarded-Host"), c.Get("X-Forwarded-Uri", "/")
-	if host == "" || (proto != "http" && proto != "https") || strings.ContainsAny(host, "/\\@ ") {
-		return o, errors.New("missing X-Forwarded-Host")
+	if _, ok := h[hdrForwardedURI]; !ok {
+		return o, badOriginal("neither X-Original-URL nor X-Forwarded-Uri")
 	}
-	o.method = c.Get("X-Forwarded-Method", http.MethodGet)
-	o.host = host
-	raw := uri
-	if i := strings.IndexByte(raw, '?'); i >= 0 {
-		raw = raw[:i]
+	var err error
+	if o.method, err = method(h, hdrForwardedMethod); err != nil {
+		return o, err
 	}
-	p, err := CleanPath(raw)
+	proto, err := single(h, hdrForwardedProto)
 	if err != nil {
 		return o, err
 	}
-	o.path = p
-	o.url = proto + "://" + host + uri
-	return o, nil
+	host, err := single(h, hdrForwardedHost)
+	if err != nil {
+		return o, err
+	}
+	uri, err := single(h, hdrForwardedURI)
+	if err != nil {
+		return o, err
+	}
+	return o, o.fill(proto, host, uri)
 }
 
-// handleForwardAuth answers a fronting proxy's "may this request pass?":
-// 200 with identity headers, 401/302 to sign in, 403 when not permitted.
+// fill checks and sets the scheme, authority and request target.
+func (o *original) fill(scheme, authority, target string) error {
+	scheme = strings.ToLower(scheme)
+	if scheme != "http" && scheme != "https" {
+		return badOriginal("scheme is not http or https")
+	}
+	authority = strings.ToLower(authority)
+	host, _, ok := splitAuthority(authority)
+	if !ok || !isHostName(host) {
+		return badOriginal("host is not a host name with an optional port")
+	}
+	if target == "" || target[0] != '/' {
+		return badOriginal("request target is not an absolute path")
+	}
+	for i := 0; i < len(target); i++ {
+		// A raw '#' never comes from a browser; an upstream might cut the
+		// path there while the rules would not.
+		if c := target[i]; c == '#' || isControlByte(c) || c == ' ' {
+			return badOriginal("request target holds a fragment, space or control character")
+		}
+	}
+	rawPath, _, _ := strings.Cut(target, "?")
+	p, err := CleanPath(rawPath)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errBadOriginal, err)
+	}
+	o.host = authority
+	o.path = p
+	o.url = scheme + "://" + authority + target
+	return nil
+}
+
+// forwardAuthPath is the forward-auth endpoint's cleaned path.
+const forwardAuthPath = Prefix + "/auth"
+
+// joinRepeated folds repeated forward-auth headers into one comma-joined
+// value before the request reaches the Fiber app, which keeps only the last
+// copy of a header; a joined value is never a valid method, scheme, host or
+// request target, so such a request is refused instead of decided on one
+// arbitrary copy.
+func joinRepeated(h http.Header) {
+	for _, k := range []string{hdrOriginalURL, hdrOriginalMethod, hdrForwardedMethod, hdrForwardedProto, hdrForwardedHost, hdrForwardedURI} {
+		if v := h[k]; len(v) > 1 {
+			h[k] = []string{strings.Join(v, ", ")}
+		}
+	}
+}
+
+// single returns the one value of header k and refuses a missing one or one
+// sent more than once: the proxies would not agree on which copy counts.
+func single(h http.Header, k string) (string, error) {
+	v := h[k]
+	switch {
+	case len(v) > 1:
+		return "", badOriginal(k + " sent more than once")
+	case len(v) == 0 || v[0] == "":
+		return "", badOriginal(k + " is missing")
+	}
+	return strings.TrimSpace(v[0]), nil
+}
+
+// method reads a required method header: a default would let a rule that
+// names methods be decided for the wrong one.
+func method(h http.Header, k string) (string, error) {
+	m, err := single(h, k)
+	if err != nil {
+		return "", err
+	}
+	if !isToken(m) {
+		return "", badOriginal(k + " is not a method")
+	}
+	return strings.ToUpper(m), nil
+}
+
+// handleForwardAuth answers a fronting proxy's "may this request pass?" with
+// the same rules, session check and WebSocket origin check as proxied
+// requests: 200 with identity headers to copy, 401 or a 302 to sign in,
+// 403 when not permitted.
 func (s *Server) handleForwardAuth(c *fiber.Ctx) error {
 	c.Set("Cache-Control", "no-store")
+	ip := c.Get(hdrClientIP)
 	if c.Get(hdrPeerTrusted) != "1" {
-		s.log.Warn("forward-auth request from an untrusted peer", "ip", c.Get(hdrClientIP))
+		s.log.Warn("forward-auth request from a peer not in server.trusted_proxies", "ip", ip)
 		return s.jsonError(c, http.StatusUnauthorized, "untrusted_proxy")
 	}
-	o, err := originalRequest(c)
+	o, err := parseOriginal(http.Header(c.GetReqHeaders()))
 	if err != nil {
+		s.log.Warn("forward-auth request refused", "reason", err.Error(), "ip", ip)
+		if o.dialect == dialectNginx {
+			// nginx turns anything but 401 and 403 into a 500.
+			return s.jsonError(c, http.StatusForbidden, "bad_request")
+		}
 		return s.jsonError(c, http.StatusBadRequest, "bad_request")
 	}
-	d := s.settings().access.Decide(o.host, o.method, o.path)
+	rs := s.settings()
+	d := rs.access.Decide(o.host, o.method, o.path)
 	switch d.Policy {
 	case PolicyDeny:
-		return s.jsonError(c, http.StatusForbidden, "forbidden")
+		s.recordEvent(ip, c.Get("User-Agent"), "access.denied", "", "denied", "rule")
+		return s.pageError(c, http.StatusForbidden, "forbidden", "")
 	case PolicyPublic:
 		return c.SendStatus(http.StatusOK)
 	}
 	id, err := s.current(c)
 	if errors.Is(err, errNoSession) {
-		browser := (o.method == http.MethodGet || o.method == http.MethodHead) && strings.Contains(c.Get("Accept"), "text/html")
-		if !o.nginx && browser {
-			return c.Redirect(s.loginURL(o.url), http.StatusFound)
-		}
-		return s.jsonError(c, http.StatusUnauthorized, "unauthenticated")
+		return s.forwardAuthSignIn(c, o, rs)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("forward-auth session check: %w", err)
 	}
 	if !d.Permits(id.Email) {
-		return s.jsonError(c, http.StatusForbidden, "forbidden")
+		s.recordEvent(ip, c.Get("User-Agent"), "access.denied", id.Email, "denied", "not permitted by rule")
+		return s.pageError(c, http.StatusForbidden, "forbidden", id.Email)
+	}
+	if forwardedWebSocket(c) && !s.sameSiteOrigin(c.Get("Origin"), rs) {
+		// Cross-site WebSocket hijacking: the cookie rides along on a
+		// cross-site upgrade, so the origin must be ours.
+		return s.pageError(c, http.StatusForbidden, "forbidden", id.Email)
 	}
 	for _, k := range identityHeaders {
 		c.Set(k, id.Email)
 	}
 	return c.SendStatus(http.StatusOK)
+}
+
+// forwardAuthSignIn answers a request without a session. Browsers are sent
+// to the sign-in page with the original URL as rd: Traefik and Caddy pass a
+// 302 on; nginx gets 401 with the same Location, which its config turns
+// into the redirect (nginx cannot URL-encode rd itself). Others get 401.
+func (s *Server) forwardAuthSignIn(c *fiber.Ctx, o original, rs *runtimeSettings) error {
+	rd := rs.redirects.Safe(o.url)
+	if rd == "/" {
+		s.log.Warn("forward-auth host is neither public_url's host nor in redirect.allowed_hosts; after sign-in the visitor lands on /", "host", o.host)
+		rd = ""
+	}
+	login := s.loginURL(rd)
+	browser := (o.method == http.MethodGet || o.method == http.MethodHead) && strings.Contains(c.Get("Accept"), "text/html")
+	if browser && o.dialect == dialectForwarded {
+		return c.Redirect(login, http.StatusFound)
+	}
+	if browser {
+		c.Set("Location", login)
+	}
+	lang := rs.Pages.Negotiate(c.Get("Accept-Language"), "")
+	return c.Status(http.StatusUnauthorized).JSON(fiber.Map{
+		"error":     "unauthenticated",
+		"message":   rs.Pages.Message(lang, "error.unauthenticated.title"),
+		"login_url": s.loginURL(""),
+	})
+}
+
+// forwardedWebSocket reports whether the original request is a WebSocket
+// upgrade. Proxies drop the hop-by-hop Upgrade header from the auth request
+// more often than not, so Sec-WebSocket-Key counts too.
+func forwardedWebSocket(c *fiber.Ctx) bool {
+	return c.Get("Sec-WebSocket-Key") != "" ||
+		headerHasToken([]string{c.Get("Upgrade")}, "websocket")
 }

@@ -54,6 +54,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
 		return "rejected"
 	}
 	if path == Prefix || strings.HasPrefix(path, Prefix+"/") {
+		if path == forwardAuthPath {
+			joinRepeated(r.Header)
+		}
 		s.serveOwn(w, r)
 		return "gatehouse"
 	}
