@@ -16,7 +16,7 @@ import (
 type Code struct {
 	Email     string
 	CodeHash  []byte // HMAC of the code, computed by the caller
-	LinkHash  []byte // SHA-256 of a one-click link token; nil if none
+	LinkHash  []byte // SHA-256 of a one-click link token; nil or empty if none
 	CreatedAt time.Time
 	ExpiresAt time.Time
 }
@@ -43,10 +43,11 @@ func (s *Store) CreateCode(ctx context.Context, c Code) error {
 		return fmt.Errorf("create code: %w", errEmptyEmail)
 	case len(c.CodeHash) == 0:
 		return errors.New("create code: empty code hash")
-	case c.LinkHash != nil && len(c.LinkHash) == 0:
-		return errors.New("create code: empty link hash")
 	case !c.ExpiresAt.After(c.CreatedAt):
 		return errors.New("create code: expiry not after creation")
+	}
+	if len(c.LinkHash) == 0 {
+		c.LinkHash = nil // no link: never matches any ConsumeLink
 	}
 	row := codeRow{
 		Email:     c.Email,

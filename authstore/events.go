@@ -53,10 +53,13 @@ const defaultEventLimit = 1000
 
 // EventFilter selects events; zero fields match everything.
 type EventFilter struct {
-	Email string
-	Since time.Time // events at or after Since
-	Type  string
-	Limit int // 0 (or negative) means 1000
+	Email   string
+	Since   time.Time // events at or after Since
+	Until   time.Time // events before Until
+	Type    string
+	IP      string
+	AfterID int64 // events with a greater ID: a reader's position in the log
+	Limit   int   // 0 (or negative) means 1000
 }
 
 // RecordEvent stores e. A zero Time means now; text fields are made valid
@@ -97,8 +100,17 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 	if !f.Since.IsZero() {
 		q = q.Where("occurred_at >= ?", utc(f.Since))
 	}
+	if !f.Until.IsZero() {
+		q = q.Where("occurred_at < ?", utc(f.Until))
+	}
 	if f.Type != "" {
 		q = q.Where("event_type = ?", f.Type)
+	}
+	if f.IP != "" {
+		q = q.Where("ip = ?", f.IP)
+	}
+	if f.AfterID > 0 {
+		q = q.Where("id > ?", f.AfterID)
 	}
 	if err := q.Scan(ctx); err != nil {
 		return nil, fmt.Errorf("events: %w", err)

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -1114,6 +1115,8 @@ func testWatchReconnect(t *testing.T, opts Options) {
 		t.Skip("only PostgreSQL has a listener connection to lose")
 	}
 	ctx := context.Background()
+	logs := &syncBuffer{}
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	s := migrated(t, opts)
 	other := open(t, opts)
 	w := watch(t, s)
@@ -1139,4 +1142,30 @@ func testWatchReconnect(t *testing.T, opts Options) {
 	if !w.await(sess.ID, 5*time.Second) {
 		t.Fatal("revocation not delivered after reconnect")
 	}
+	for _, want := range []string{
+		`level=WARN msg="revocation listener disconnected"`,
+		`level=WARN msg="revocation listener reconnected"`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s; got:\n%s", want, logs.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
