@@ -35,7 +35,8 @@ var ErrBadPath = errors.New("bad request path")
 //   - a decoded path that still holds an escape of a dangerous character
 //     ("%2e", "%2f", "%5c", "%00", "%25", any control, or IIS-style
 //     "%u002e") is refused, so an upstream that decodes a second time
-//     cannot find a dot segment or a slash the gateway did not see;
+//     cannot find a dot segment or a slash the gateway did not see; the
+//     Unicode rules below hold for that second decoding too;
 //   - a non-ASCII character that NFKC normalisation turns into ASCII
 //     (fullwidth "／", "．", "ａ", the two-dot leader "‥", the ligature
 //     "ﬁ", no-break space) is refused, as are slash lookalikes such as
@@ -55,27 +56,61 @@ func CleanPath(rawPath string) (string, error) {
 	if err := checkDecodedPath(p); err != nil {
 		return "", err
 	}
-	if !isASCIIString(p) {
-		if !utf8.ValidString(p) {
-			return "", badPath("invalid UTF-8")
-		}
-		for _, r := range p {
-			if unicode.IsControl(r) {
-				return "", badPath("control character")
-			}
-			if strings.ContainsRune(slashLookalikes, r) {
-				return "", badPath("slash lookalike")
-			}
-		}
-		// Some upstreams apply compatibility normalisation (or a similar
-		// best-fit mapping) before routing: "/ａｄｍｉｎ" would become
-		// "/admin" there but not here, so no non-ASCII character may stand
-		// for an ASCII one.
-		if !norm.NFKC.IsNormalString(p) && standsForASCII(p) {
-			return "", badPath("compatibility character standing for ASCII")
+	if err := checkUnicode(p); err != nil {
+		return "", err
+	}
+	if strings.IndexByte(p, '%') >= 0 {
+		// An upstream that decodes again must not meet overlong forms
+		// ("%C0%AE" left from "%25C0%25AE") or lookalikes either.
+		if err := checkUnicode(decodeValidEscapes(p)); err != nil {
+			return "", fmt.Errorf("after a second decoding: %w", err)
 		}
 	}
 	return p, nil
+}
+
+// checkUnicode refuses invalid UTF-8 (overlong forms among it), C1
+// controls, slash lookalikes, and characters that NFKC normalisation turns
+// into ASCII.
+func checkUnicode(p string) error {
+	if isASCIIString(p) {
+		return nil
+	}
+	if !utf8.ValidString(p) {
+		return badPath("invalid UTF-8")
+	}
+	for _, r := range p {
+		if unicode.IsControl(r) {
+			return badPath("control character")
+		}
+		if strings.ContainsRune(slashLookalikes, r) {
+			return badPath("slash lookalike")
+		}
+	}
+	// Some upstreams apply compatibility normalisation (or a similar
+	// best-fit mapping) before routing: "/ａｄｍｉｎ" would become "/admin"
+	// there but not here, so no non-ASCII character may stand for an
+	// ASCII one.
+	if !norm.NFKC.IsNormalString(p) && standsForASCII(p) {
+		return badPath("compatibility character standing for ASCII")
+	}
+	return nil
+}
+
+// decodeValidEscapes decodes the well-formed "%XX" escapes of p and leaves
+// any other "%" as it is, the way a lenient server would.
+func decodeValidEscapes(p string) string {
+	var b strings.Builder
+	b.Grow(len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] == '%' && i+2 < len(p) && isHexByte(p[i+1]) && isHexByte(p[i+2]) {
+			b.WriteByte(hexByteValue(p[i+1])<<4 | hexByteValue(p[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
 }
 
 // slashLookalikes are characters that some servers map to "/" or "\\"
@@ -232,7 +267,10 @@ func dangerousEscapeAt(p string, i int) bool {
 	if i+5 < len(p) && (p[i+1] == 'u' || p[i+1] == 'U') &&
 		isHexByte(p[i+2]) && isHexByte(p[i+3]) && isHexByte(p[i+4]) && isHexByte(p[i+5]) {
 		r := rune(hexByteValue(p[i+2]))<<12 | rune(hexByteValue(p[i+3]))<<8 | rune(hexByteValue(p[i+4]))<<4 | rune(hexByteValue(p[i+5]))
-		return r < utf8.RuneSelf && dangerousByte(byte(r)) || unicode.IsControl(r)
+		if r < utf8.RuneSelf {
+			return dangerousByte(byte(r))
+		}
+		return unicode.IsControl(r) || strings.ContainsRune(slashLookalikes, r) || standsForASCII(string(r))
 	}
 	return false
 }
