@@ -30,17 +30,14 @@ func openSQLite(opts Options) (*bun.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	conns := opts.MaxOpenConns
-	if conns <= 0 {
-		conns = defaultSQLiteConns
-	}
 	if memory {
-		// An in-memory database lives and dies with its one connection.
-		conns = 1
+		// An in-memory database lives and dies with its one connection:
+		// never open a second, never close the first.
+		sqldb.SetMaxOpenConns(1)
 		sqldb.SetMaxIdleConns(1)
-		sqldb.SetConnMaxLifetime(0)
+	} else {
+		configurePool(sqldb, opts, defaultSQLiteConns)
 	}
-	sqldb.SetMaxOpenConns(conns)
 	return bun.NewDB(sqldb, sqlitedialect.New()), nil
 }
 
@@ -144,12 +141,24 @@ func openPostgres(opts Options) (db *bun.DB, err error) {
 	}()
 	connector := pgdriver.NewConnector(pgdriver.WithDSN(opts.DSN))
 	sqldb := sql.OpenDB(connector)
+	configurePool(sqldb, opts, defaultPostgresConns)
+	return bun.NewDB(sqldb, pgdialect.New()), nil
+}
+
+// configurePool applies the pool options, with defaultConns when
+// MaxOpenConns is unset.
+func configurePool(sqldb *sql.DB, opts Options, defaultConns int) {
 	conns := opts.MaxOpenConns
 	if conns <= 0 {
-		conns = defaultPostgresConns
+		conns = defaultConns
 	}
 	sqldb.SetMaxOpenConns(conns)
-	return bun.NewDB(sqldb, pgdialect.New()), nil
+	if opts.MaxIdleConns > 0 {
+		sqldb.SetMaxIdleConns(min(opts.MaxIdleConns, conns))
+	}
+	if opts.ConnMaxLifetime > 0 {
+		sqldb.SetConnMaxLifetime(opts.ConnMaxLifetime)
+	}
 }
 
 // checkPostgresDSN rejects what pgdriver cannot parse, with a message that

@@ -59,6 +59,8 @@ type Options struct {
 	// PostgreSQL.
 	DSN string
 	// MaxOpenConns bounds the pool; 0 means 4 for SQLite, 20 for PostgreSQL.
+	// An in-memory SQLite database (":memory:") always uses one connection
+	// and ignores the pool options.
 	MaxOpenConns int
 	// MaxIdleConns bounds idle pooled connections; 0 means database/sql's
 	// default.
@@ -67,8 +69,9 @@ type Options struct {
 	ConnMaxLifetime time.Duration
 	// Logger receives warnings (revocation listener trouble). nil discards.
 	Logger *slog.Logger
-	// Now is the clock used where the caller passes no time (an Event
-	// without Time, the secret's creation time). nil means time.Now.
+	// Now is the clock used where the caller passes no time: an Event
+	// without Time, when a migration or the secret was created. nil means
+	// time.Now.
 	Now func() time.Time
 }
 
@@ -104,12 +107,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
-	}
-	if opts.MaxIdleConns > 0 {
-		db.SetMaxIdleConns(opts.MaxIdleConns)
-	}
-	if opts.ConnMaxLifetime > 0 {
-		db.SetConnMaxLifetime(opts.ConnMaxLifetime)
 	}
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
