@@ -1,0 +1,257 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawRequest writes a request byte for byte, so tests control exactly which
+// headers and spellings the gateway sees, and reads the response.
+func rawRequest(t *testing.T, h *harness, req string) (*http.Response, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(body)
+}
+
+func TestHopByHopHeadersAreRemovedBothWays(t *testing.T) {
+	h := newHarness(t)
+	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Connection", "X-Upstream-Hop, X-Request-Id")
+		hd.Set("X-Upstream-Hop", "secret-to-the-hop")
+		hd.Set("Keep-Alive", "timeout=5")
+		hd.Set("Proxy-Authenticate", "Basic")
+		hd.Set("X-Upstream-End", "kept")
+		_, _ = io.WriteString(w, "ok")
+	}
+	b := h.browser()
+	b.signIn("hop@example.com", "/")
+	host := strings.TrimPrefix(h.URL, "http://")
+	resp, body := rawRequest(t, h, "GET /app HTTP/1.1\r\nHost: "+host+"\r\n"+
+		"Cookie: "+h.srv.cookie+"="+b.sessionCookie()+"\r\n"+
+		// Everything the gateway sets upstream is named here: none of it
+		// may be removed by the client's Connection header.
+		"Connection: keep-alive, X-Client-Hop, X-Auth-Request-Email, Remote-User, X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, X-Real-Ip, X-Request-Id\r\n"+
+		"X-Client-Hop: dropped\r\n"+
+		"Keep-Alive: timeout=99\r\n"+
+		"Proxy-Authorization: Basic Zm9vOmJhcg==\r\n"+
+		"Proxy-Connection: keep-alive\r\n"+
+		"X-Client-End: kept\r\n"+
+		"\r\n")
+	if resp.StatusCode != http.StatusOK || body != "ok" {
+		t.Fatalf("status %d body %q", resp.StatusCode, body)
+	}
+	up := h.up.last(t)
+	for _, k := range []string{"X-Client-Hop", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection"} {
+		if v := up.Header.Values(k); len(v) > 0 {
+			t.Errorf("hop-by-hop %s reached the upstream: %q", k, v)
+		}
+	}
+	if v := up.Header.Get("X-Client-End"); v != "kept" {
+		t.Errorf("end-to-end X-Client-End = %q", v)
+	}
+	gatewayHeaders := map[string]string{
+		"X-Auth-Request-Email": "hop@example.com",
+		"Remote-User":          "hop@example.com",
+		"X-Forwarded-For":      "127.0.0.1",
+		"X-Forwarded-Proto":    "http",
+		"X-Forwarded-Host":     host,
+		"X-Real-Ip":            "127.0.0.1",
+	}
+	for k, want := range gatewayHeaders {
+		if v := up.Header.Values(k); len(v) != 1 || v[0] != want {
+			t.Errorf("gateway header %s = %q, want %q", k, v, want)
+		}
+	}
+	if v := up.Header.Get("X-Request-Id"); v == "" {
+		t.Error("X-Request-Id was removed by the client's Connection header")
+	}
+
+	for _, k := range []string{"X-Upstream-Hop", "Keep-Alive", "Proxy-Authenticate"} {
+		if v := resp.Header.Values(k); len(v) > 0 {
+			t.Errorf("hop-by-hop %s reached the client: %q", k, v)
+		}
+	}
+	if v := resp.Header.Get("X-Upstream-End"); v != "kept" {
+		t.Errorf("end-to-end X-Upstream-End = %q", v)
+	}
+	if v := resp.Header.Values("X-Request-Id"); len(v) != 1 || v[0] != up.Header.Get("X-Request-Id") {
+		t.Errorf("response X-Request-Id = %q, want the one id sent upstream %q", v, up.Header.Get("X-Request-Id"))
+	}
+}
+
+func TestHostHandling(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		preserve bool
+		wantHost func(h *harness) string
+	}{
+		{"upstream host by default", false, func(h *harness) string { return strings.TrimPrefix(h.up.URL, "http://") }},
+		{"client host with preserve_host", true, func(*harness) string { return "app.example.com" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, func(o *Options) { o.Settings.PreserveHost = tc.preserve })
+			resp, _ := rawRequest(t, h, "GET /public/host HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			up := h.up.last(t)
+			if up.Host != tc.wantHost(h) {
+				t.Errorf("upstream Host = %q, want %q", up.Host, tc.wantHost(h))
+			}
+			if v := up.Header.Get("X-Forwarded-Host"); v != "app.example.com" {
+				t.Errorf("X-Forwarded-Host = %q", v)
+			}
+		})
+	}
+}
+
+func TestDuplicateHeadersArePreserved(t *testing.T) {
+	h := newHarness(t)
+	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["X-Multi"] = []string{"one", "two", "three"}
+		w.Header()["Set-Cookie"] = []string{"a=1; Path=/", "b=2; Path=/", "c=3; Path=/"}
+		w.Header()["Link"] = []string{"</a.css>; rel=preload", "</b.js>; rel=preload"}
+		_, _ = io.WriteString(w, "ok")
+	}
+	req, _ := http.NewRequest(http.MethodGet, h.URL+"/public/dups", nil)
+	req.Header["X-Multi"] = []string{"one", "two", "three"}
+	req.Header["Accept-Language"] = []string{"ko", "en;q=0.5"}
+	req.Header["Cookie"] = []string{"a=1", "b=2"}
+	resp := h.browser().do(req)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	up := h.up.last(t)
+	for k, want := range map[string][]string{
+		"X-Multi":         {"one", "two", "three"},
+		"Accept-Language": {"ko", "en;q=0.5"},
+	} {
+		if got := up.Header.Values(k); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("upstream %s = %q, want %q in order", k, got, want)
+		}
+	}
+	if got := strings.Join(up.Header.Values("Cookie"), "; "); got != "a=1; b=2" {
+		t.Errorf("upstream Cookie = %q", got)
+	}
+	for k, n := range map[string]int{"X-Multi": 3, "Set-Cookie": 3, "Link": 2} {
+		if got := resp.Header.Values(k); len(got) != n {
+			t.Errorf("client %s = %q, want %d values", k, got, n)
+		}
+	}
+}
+
+func TestTrailersArePreserved(t *testing.T) {
+	h := newHarness(t)
+	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Trailer", "X-Checksum, X-Rows")
+		w.Header().Set("X-Req-Trailer", r.Trailer.Get("X-Client-Sum"))
+		w.Header().Set("X-Req-Te", r.Header.Get("Te"))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body)
+		_ = http.NewResponseController(w).Flush()
+		w.Header().Set("X-Checksum", "abc123")
+		w.Header().Set("X-Rows", "42")
+		w.Header().Set(http.TrailerPrefix+"X-Undeclared", "late")
+	}
+	req, _ := http.NewRequest(http.MethodPost, h.URL+"/public/trailers", io.NopCloser(strings.NewReader("payload")))
+	req.ContentLength = -1
+	req.Trailer = http.Header{"X-Client-Sum": {"client-999"}}
+	req.Header.Set("Te", "trailers")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != "payload" {
+		t.Fatalf("body %q", body)
+	}
+	if v := resp.Header.Get("X-Req-Trailer"); v != "client-999" {
+		t.Errorf("request trailer at the upstream = %q", v)
+	}
+	if v := resp.Header.Get("X-Req-Te"); v != "trailers" {
+		t.Errorf("TE at the upstream = %q", v)
+	}
+	for k, want := range map[string]string{"X-Checksum": "abc123", "X-Rows": "42", "X-Undeclared": "late"} {
+		if v := resp.Trailer.Get(k); v != want {
+			t.Errorf("response trailer %s = %q, want %q", k, v, want)
+		}
+	}
+}
+
+func TestViaOnlyWhenConfigured(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		via  bool
+		want []string
+	}{
+		{"off by default", false, nil},
+		{"on", true, []string{"1.1 gatehouse"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, func(o *Options) { o.Settings.Via = tc.via })
+			resp := h.browser().get("/public/via")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			if got := h.up.last(t).Header.Values("Via"); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("upstream Via = %q, want %q", got, tc.want)
+			}
+			if got := resp.Header.Values("Via"); len(got) != 0 {
+				t.Errorf("response Via = %q", got)
+			}
+		})
+	}
+}
+
+func TestQueryAndPathReachUpstreamUnchanged(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct {
+		name, target, wantPath, wantQuery string
+	}{
+		{"plain", "/public/a/b?x=1&y=2", "/public/a/b", "x=1&y=2"},
+		{"encoded query kept raw", "/public/q?redirect=%2F%2Fevil&sp=a+b%20c", "/public/q", "redirect=%2F%2Fevil&sp=a+b%20c"},
+		{"repeated slashes collapsed", "/public//x///y", "/public/x/y", ""},
+		{"encoded space", "/public/a%20b", "/public/a b", ""},
+		{"percent-encoded letters", "/public/%61bc", "/public/abc", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, _ := rawRequest(t, h, "GET "+tc.target+" HTTP/1.1\r\nHost: gate.test\r\n\r\n")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			up := h.up.last(t)
+			if up.URL.Path != tc.wantPath || up.URL.RawQuery != tc.wantQuery {
+				t.Errorf("upstream got %s ? %s, want %s ? %s", up.URL.Path, up.URL.RawQuery, tc.wantPath, tc.wantQuery)
+			}
+			if _, err := url.ParseQuery(up.URL.RawQuery); err != nil {
+				t.Errorf("query no longer parses: %v", err)
+			}
+		})
+	}
+}
