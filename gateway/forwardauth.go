@@ -218,7 +218,7 @@ func (s *Server) handleForwardAuth(c *fiber.Ctx) error {
 		s.recordEvent(ip, c.Get("User-Agent"), "access.denied", "", "denied", "rule")
 		return s.pageError(c, http.StatusForbidden, "forbidden", "")
 	case PolicyPublic:
-		return c.SendStatus(http.StatusOK)
+		return allow(c, "")
 	}
 	id, err := s.current(c)
 	if errors.Is(err, errNoSession) {
@@ -236,8 +236,19 @@ func (s *Server) handleForwardAuth(c *fiber.Ctx) error {
 		// cross-site upgrade, so the origin must be ours.
 		return s.pageError(c, http.StatusForbidden, "forbidden", id.Email)
 	}
+	return allow(c, id.Email)
+}
+
+// allow answers 200 with every identity and group header, empty ones
+// included: a proxy that copies a header the answer lacks may keep the
+// client's copy (or, Caddy 2.6, set the unexpanded placeholder), while an
+// empty value tells it there is no identity to pass on.
+func allow(c *fiber.Ctx, email string) error {
 	for _, k := range identityHeaders {
-		c.Set(k, id.Email)
+		c.Set(k, email)
+	}
+	for _, k := range groupHeaders {
+		c.Set(k, "")
 	}
 	return c.SendStatus(http.StatusOK)
 }

@@ -1,0 +1,470 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gatehouse/authstore"
+	"gatehouse/config"
+	"gatehouse/gateway"
+	"gatehouse/internal/smtptest"
+	"gatehouse/mailer"
+	"gatehouse/pages"
+)
+
+// examplesDir is where the configurations under test live.
+const examplesDir = "../examples"
+
+// needBinary finds an external program the test drives. Without it the test
+// is skipped on a developer's machine and fails in CI, which must run it.
+func needBinary(t *testing.T, name string, fallbacks ...string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, p := range fallbacks {
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed; CI must install it (apt-get install %s)", name, name)
+	}
+	t.Skipf("%s is not installed (apt-get install %s); skipping", name, name)
+	return ""
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// upstream is the protected app: it records every request it receives.
+type upstream struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []*http.Request
+}
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.reqs = append(u.reqs, r.Clone(context.Background()))
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "app "+r.URL.Path)
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *upstream) requests() []*http.Request {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]*http.Request(nil), u.reqs...)
+}
+
+func (u *upstream) addr() string { return strings.TrimPrefix(u.URL, "http://") }
+
+// stack is one deployment under test: a fronting proxy on port, Gatehouse
+// and the app behind it, and the SMTP server that receives the codes.
+type stack struct {
+	t     *testing.T
+	port  string // the fronting proxy's HTTPS port on 127.0.0.1
+	roots *x509.CertPool
+	gate  string // Gatehouse's listen address
+	up    *upstream
+	mail  *smtptest.Server
+}
+
+func (s *stack) authOrigin() string { return "https://auth.example.com:" + s.port }
+func (s *stack) appOrigin() string  { return "https://app.example.com:" + s.port }
+
+// newStack starts Gatehouse from the example gatehouse.yaml in dir, with
+// only addresses and the database and mail settings overridden, for a
+// fronting proxy that will listen on a fresh port.
+func newStack(t *testing.T, dir string) *stack {
+	t.Helper()
+	s := &stack{t: t, port: freePort(t), up: newUpstream(t), mail: smtptest.Start(t)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.gate = ln.Addr().String()
+	env := []string{
+		"GATEHOUSE_SERVER_LISTEN=" + s.gate,
+		"GATEHOUSE_SERVER_PUBLIC_URL=" + s.authOrigin(),
+		"GATEHOUSE_REDIRECT_ALLOWED_HOSTS=app.example.com:" + s.port,
+		"GATEHOUSE_UPSTREAM_URL=" + s.up.URL,
+		"GATEHOUSE_DATABASE_DSN=" + filepath.Join(t.TempDir(), "gatehouse.db"),
+		"GATEHOUSE_MAIL_SMTP_HOST=" + s.mail.Host,
+		fmt.Sprintf("GATEHOUSE_MAIL_SMTP_PORT=%d", s.mail.Port),
+		"GATEHOUSE_MAIL_SMTP_TLS=none",
+		"GATEHOUSE_MAIL_SMTP_USERNAME=",
+		"GATEHOUSE_OTP_RESEND_COOLDOWN=0s",
+	}
+	cfg, err := config.Load(filepath.Join(examplesDir, dir, "gatehouse.yaml"), env)
+	if err != nil {
+		t.Fatalf("example %s/gatehouse.yaml: %v", dir, err)
+	}
+	srv := gatehouseFromConfig(t, cfg)
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	return s
+}
+
+// gatehouseFromConfig wires a gateway from a loaded config the way
+// `gatehouse serve` does.
+func gatehouseFromConfig(t *testing.T, cfg *config.Config) *gateway.Server {
+	t.Helper()
+	ctx := context.Background()
+	st, err := authstore.Open(ctx, authstore.Options{Driver: cfg.Database.Driver, DSN: cfg.Database.DSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := st.Secret(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := make([]gateway.Rule, 0, len(cfg.Access.Rules))
+	for _, r := range cfg.Access.Rules {
+		p, err := gateway.ParsePolicy(r.Policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules = append(rules, gateway.Rule{Paths: r.Paths, Methods: r.Methods, Hosts: r.Hosts, Policy: p, Emails: r.Emails, Domains: r.Domains})
+	}
+	def, err := gateway.ParsePolicy(cfg.Access.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renderer, err := pages.New(pages.Options{AppName: cfg.UI.AppName, AccentColor: cfg.UI.AccentColor, DefaultLanguage: cfg.UI.DefaultLanguage, Prefix: gateway.Prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mailer.NewSMTP(mailer.SMTPOptions{Host: cfg.Mail.SMTP.Host, Port: cfg.Mail.SMTP.Port, Username: cfg.Mail.SMTP.Username, TLS: cfg.Mail.SMTP.TLS, From: cfg.Mail.From})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gateway.New(gateway.Options{
+		PublicURL:      cfg.Server.PublicURL,
+		Upstream:       cfg.Upstream.URL,
+		TrustedProxies: cfg.Server.TrustedProxies,
+		Session: gateway.SessionSettings{
+			CookieName:   cfg.Session.CookieName,
+			CookieDomain: cfg.Session.CookieDomain,
+			Lifetime:     cfg.Session.Lifetime,
+			IdleTimeout:  cfg.Session.IdleTimeout,
+			Secure:       cfg.CookieSecure(),
+		},
+		Settings: gateway.Settings{
+			Rules:                rules,
+			DefaultPolicy:        def,
+			Signup:               gateway.Signup{Open: cfg.Access.Signup == "open", Emails: cfg.Access.AllowedEmails, Domains: cfg.Access.AllowedDomains},
+			AllowedRedirectHosts: cfg.Redirect.AllowedHosts,
+			OTP: gateway.OTPSettings{
+				Length:             cfg.OTP.Length,
+				TTL:                cfg.OTP.TTL,
+				MaxAttempts:        cfg.OTP.MaxAttempts,
+				ResendCooldown:     cfg.OTP.ResendCooldown,
+				MaxFailuresPerHour: cfg.OTP.MaxFailuresPerHour,
+				RateWindow:         cfg.OTP.RateLimit.Window,
+				PerAddress:         cfg.OTP.RateLimit.PerAddress,
+				PerIP:              cfg.OTP.RateLimit.PerIP,
+			},
+			Mailer:  m,
+			Pages:   renderer,
+			AppName: cfg.UI.AppName,
+		},
+		Store:  st,
+		Secret: secret,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// selfSignedCert writes a certificate for *.example.com and returns the
+// certificate and key paths and a pool that trusts it.
+func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "example.com test"},
+		DNSNames:              []string{"example.com", "*.example.com"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeFile(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	writeFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots = x509.NewCertPool()
+	roots.AddCert(cert)
+	return certFile, keyFile, roots
+}
+
+func writeFile(t *testing.T, name string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// example reads an example file and applies replacements, each of which
+// must occur: when the example changes, the test must be told.
+func example(t *testing.T, name string, replace ...string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(examplesDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	for i := 0; i+1 < len(replace); i += 2 {
+		if !strings.Contains(s, replace[i]) {
+			t.Fatalf("example %s no longer contains %q", name, replace[i])
+		}
+		s = strings.ReplaceAll(s, replace[i], replace[i+1])
+	}
+	return s
+}
+
+// process is an external server started for one test.
+type process struct {
+	cmd    *exec.Cmd
+	output *lockedBuffer
+	logs   []string      // files worth showing when the test fails
+	done   chan struct{} // closed when the process has exited
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// start runs name with args until the test ends, then stops it (SIGTERM,
+// then SIGKILL) and, if the test failed, shows what it printed.
+func start(t *testing.T, env []string, logs []string, name string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(name, args...), output: &lockedBuffer{}, logs: logs, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
+	if env != nil {
+		p.cmd.Env = env
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			p.dump(t)
+		}
+	})
+	return p
+}
+
+func (p *process) dump(t *testing.T) {
+	t.Logf("%s output:\n%s", filepath.Base(p.cmd.Path), p.output.String())
+	for _, f := range p.logs {
+		if data, err := os.ReadFile(f); err == nil {
+			t.Logf("%s:\n%s", f, data)
+		}
+	}
+}
+
+// exited reports whether the process has stopped.
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// browser is a client with a cookie jar that resolves every host name to
+// the fronting proxy and trusts roots; it does not follow redirects, so
+// every hop is checked.
+type browser struct {
+	t *testing.T
+	c *http.Client
+}
+
+func (s *stack) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: s.t, c: &http.Client{
+		Jar:           jar,
+		Timeout:       20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     s.transport(),
+	}}
+}
+
+func (s *stack) transport() *http.Transport {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, "127.0.0.1:"+s.port)
+		},
+		TLSClientConfig:   &tls.Config{RootCAs: s.roots, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2: false,
+	}
+	s.t.Cleanup(tr.CloseIdleConnections)
+	return tr
+}
+
+type response struct {
+	*http.Response
+	body string
+}
+
+func (b *browser) do(method, rawURL string, body io.Reader, hdr http.Header) response {
+	b.t.Helper()
+	req, err := http.NewRequest(method, rawURL, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return response{resp, string(data)}
+}
+
+// page navigates like a browser's address bar.
+func (b *browser) page(rawURL string) response {
+	b.t.Helper()
+	return b.do(http.MethodGet, rawURL, nil, http.Header{"Accept": {"text/html,application/xhtml+xml"}})
+}
+
+// form submits a same-origin form.
+func (b *browser) form(rawURL string, v url.Values) response {
+	b.t.Helper()
+	u, _ := url.Parse(rawURL)
+	return b.do(http.MethodPost, rawURL, strings.NewReader(v.Encode()), http.Header{
+		"Content-Type":   {"application/x-www-form-urlencoded"},
+		"Accept":         {"text/html"},
+		"Origin":         {u.Scheme + "://" + u.Host},
+		"Sec-Fetch-Site": {"same-origin"},
+	})
+}
+
+var csrfRE = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+
+func (b *browser) csrf(page response) string {
+	b.t.Helper()
+	m := csrfRE.FindStringSubmatch(page.body)
+	if m == nil {
+		b.t.Fatalf("no CSRF token in page (%d):\n%s", page.StatusCode, page.body)
+	}
+	return m[1]
+}
+
+// waitReady polls until the fronting proxy answers Gatehouse's health check
+// through it, or fails the test when the process died or time ran out.
+func (s *stack) waitReady(p *process) {
+	s.t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second, Transport: s.transport()}
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		if p.exited() {
+			s.t.Fatalf("%s exited early", filepath.Base(p.cmd.Path))
+		}
+		resp, err := c.Get(s.authOrigin() + "/.gatehouse/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			err = errors.New(resp.Status)
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("%s did not get ready: %v", filepath.Base(p.cmd.Path), last)
+}
