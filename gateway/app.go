@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -147,7 +148,7 @@ func (s *Server) render(c *fiber.Ctx, status int, page func(pages.Base, *bytes.B
 	rs := s.settings()
 	nonce := newNonce(s.rand)
 	b := pages.Base{
-		Lang:      rs.Pages.Negotiate(c.Get("Accept-Language"), c.Query("lang")),
+		Lang:      s.pageLang(c, true),
 		Nonce:     nonce,
 		CSRFName:  csrfField,
 		CSRFToken: s.ensureCSRF(c),
@@ -165,6 +166,32 @@ func (s *Server) render(c *fiber.Ctx, status int, page func(pages.Base, *bytes.B
 	}
 	c.Type("html", "utf-8")
 	return c.Status(status).Send(buf.Bytes())
+}
+
+// langCookie remembers a language picked with ?lang= on Gatehouse's own
+// pages, so that the forms, redirects and mail that follow keep it.
+const langCookie = "gatehouse_lang"
+
+// pageLang picks the language of a page or mail: a supported ?lang= value,
+// else the one remembered in the language cookie, else the best match of
+// Accept-Language. With remember set, a ?lang= choice is stored in the
+// cookie.
+func (s *Server) pageLang(c *fiber.Ctx, remember bool) string {
+	p := s.settings().Pages
+	if l, ok := p.Supported(c.Query("lang")); ok {
+		if remember && c.Cookies(langCookie) != l {
+			ck := http.Cookie{
+				Name: langCookie, Value: l, Path: Prefix, MaxAge: 365 * 24 * 3600,
+				HttpOnly: true, Secure: s.session.Secure, SameSite: http.SameSiteLaxMode,
+			}
+			c.Append("Set-Cookie", ck.String())
+		}
+		return l
+	}
+	if l, ok := p.Supported(c.Cookies(langCookie)); ok {
+		return l
+	}
+	return p.Negotiate(c.Get("Accept-Language"), "")
 }
 
 // ensureCSRF returns the form token for this browser, setting the CSRF
@@ -214,7 +241,7 @@ func (s *Server) clientOf(c *fiber.Ctx) client {
 	return client{
 		IP:        c.Get(hdrClientIP),
 		UserAgent: ua,
-		Lang:      s.settings().Pages.Negotiate(c.Get("Accept-Language"), c.FormValue("lang")),
+		Lang:      s.pageLang(c, false),
 	}
 }
 
@@ -257,8 +284,23 @@ func (s *Server) handleStatic(c *fiber.Ctx) error {
 	return c.Send(data)
 }
 
+// redirectToLogin answers a GET of a form's target (a reload, or a
+// language link on a page that a form post showed) with the sign-in page,
+// keeping the redirect target and the language.
 func (s *Server) redirectToLogin(c *fiber.Ctx) error {
-	return c.Redirect(Prefix+"/login", http.StatusSeeOther)
+	rs := s.settings()
+	q := url.Values{}
+	if rd := c.Query("rd"); rd != "" {
+		q.Set("rd", rs.redirects.Safe(rd))
+	}
+	if l, ok := rs.Pages.Supported(c.Query("lang")); ok {
+		q.Set("lang", l)
+	}
+	target := Prefix + "/login"
+	if len(q) > 0 {
+		target += "?" + q.Encode()
+	}
+	return c.Redirect(target, http.StatusSeeOther)
 }
 
 func (s *Server) redirectToAccount(c *fiber.Ctx) error {

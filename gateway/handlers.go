@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -39,6 +40,20 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
+	resend := c.FormValue("resend") != ""
+	if resend {
+		// The page counts the cooldown down, but without its script a
+		// visitor can ask too early: say so instead of claiming a new code
+		// went out. The cooldown applies to every address alike, so this
+		// reveals nothing about the address.
+		wait, err := s.resendWait(ctx, rs, email)
+		if err != nil {
+			return err
+		}
+		if wait > 0 {
+			return s.renderCode(c, http.StatusTooManyRequests, email, rd, "code.resend_too_early", "code.sent", wait)
+		}
+	}
 	sent, err := s.requestCode(ctx, email, s.clientOf(c))
 	if errors.Is(err, errSendFailed) {
 		return s.render(c, http.StatusServiceUnavailable, func(b pages.Base, buf *bytes.Buffer) error {
@@ -49,10 +64,28 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 		return err
 	}
 	notice := "code.sent"
-	if c.FormValue("resend") != "" {
+	if resend {
 		notice = "code.resent"
 	}
 	return s.renderCode(c, http.StatusOK, email, rd, "", notice, sent.ResendIn)
+}
+
+// resendWait is how many seconds remain before another code may be asked
+// for email (0 = now). It only reads the cooldown counter.
+func (s *Server) resendWait(ctx context.Context, rs *runtimeSettings, email string) (int, error) {
+	cd := rs.OTP.ResendCooldown
+	if cd <= 0 {
+		return 0, nil
+	}
+	now := s.now()
+	n, err := s.store.Count(ctx, "cooldown:"+email, cd, now)
+	if err != nil {
+		return 0, fmt.Errorf("read resend cooldown: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return windowRemaining(now, cd), nil
 }
 
 func (s *Server) renderCode(c *fiber.Ctx, status int, email, rd, errKey, notice string, resendIn int) error {
@@ -80,7 +113,11 @@ func (s *Server) handleVerify(c *fiber.Ctx) error {
 	defer cancel()
 	token, _, err := s.verifyCode(ctx, email, c.FormValue("code"), s.clientOf(c))
 	if key, ok := userError(err); ok {
-		return s.renderCode(c, http.StatusUnauthorized, email, rd, key, "", 0)
+		wait, werr := s.resendWait(ctx, rs, email)
+		if werr != nil {
+			return werr
+		}
+		return s.renderCode(c, http.StatusUnauthorized, email, rd, key, "", wait)
 	}
 	if err != nil {
 		return err
@@ -241,7 +278,7 @@ func (s *Server) handleLogoutOthers(c *fiber.Ctx) error {
 	}
 	cl := s.clientOf(c)
 	s.recordEvent(cl.IP, cl.UserAgent, "session.revoked", id.Email, "ok", "all other sessions")
-	return c.Redirect(Prefix+"/account?notice=sessions.others_revoked", http.StatusSeeOther)
+	return c.Redirect(Prefix+"/account?notice=account.others_revoked", http.StatusSeeOther)
 }
 
 // handleRevoke ends one of the signed-in user's own sessions.
@@ -273,7 +310,7 @@ func (s *Server) handleRevoke(c *fiber.Ctx) error {
 		c.Append("Set-Cookie", s.clearCookie())
 		return c.Redirect(Prefix+"/login", http.StatusSeeOther)
 	}
-	return c.Redirect(Prefix+"/account?notice=sessions.revoked", http.StatusSeeOther)
+	return c.Redirect(Prefix+"/account?notice=account.revoked", http.StatusSeeOther)
 }
 
 // deviceLabel turns a user agent into a short label such as "Firefox on

@@ -310,13 +310,8 @@ func (r *Renderer) Languages() []string { return slices.Clone(r.langs) }
 // when supported, else the best supported match of the Accept-Language
 // header, else the default language.
 func (r *Renderer) Negotiate(acceptLanguage, override string) string {
-	if override != "" {
-		if tag, err := language.Parse(override); err == nil {
-			base, _ := tag.Base()
-			if slices.Contains(r.langs, base.String()) {
-				return base.String()
-			}
-		}
+	if l, ok := r.Supported(override); ok {
+		return l
 	}
 	if acceptLanguage == "" {
 		return r.opts.DefaultLanguage
@@ -330,6 +325,24 @@ func (r *Renderer) Negotiate(acceptLanguage, override string) string {
 		return r.opts.DefaultLanguage
 	}
 	return r.langs[i]
+}
+
+// Supported returns the language code that a ?lang= value such as "ko",
+// "KO" or "ko-KR" names, and whether it is one of Languages().
+func (r *Renderer) Supported(lang string) (string, bool) {
+	if lang == "" || len(lang) > 35 {
+		return "", false
+	}
+	tag, err := language.Parse(lang)
+	if err != nil {
+		return "", false
+	}
+	base, _ := tag.Base()
+	code := base.String()
+	if !slices.Contains(r.langs, code) {
+		return "", false
+	}
+	return code, true
 }
 
 // lang returns l when supported and the default language otherwise.

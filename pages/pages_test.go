@@ -84,7 +84,7 @@ func TestPagesRenderKeyElements(t *testing.T) {
 			`<b>ana@example.com</b>`,
 			`href="/.gatehouse/login?rd=%2fapp%2fdashboard%3ftab%3d1"`,
 			`action="/.gatehouse/login"`, `<input type="hidden" name="resend" value="1">`,
-			`data-resend-in="30" disabled`, `<span data-resend-seconds>30</span>`,
+			`data-resend-in="30">`, `<span data-resend-seconds>30</span>`,
 			`role="alert" aria-live="polite"`,
 		},
 		"confirm": {
@@ -212,7 +212,9 @@ func TestCodeResendButton(t *testing.T) {
 		resendIn   int
 		want, dont []string
 	}{
-		{"wait", 45, []string{`data-resend-in="45" disabled`, `(in <span data-resend-seconds>45</span> s)`}, nil},
+		// Enabled even while waiting: without the script the visitor can
+		// still ask, and the server answers with the time left.
+		{"wait", 45, []string{`data-resend-in="45">`, `(in <span data-resend-seconds>45</span> s)`}, []string{"disabled"}},
 		{"now", 0, []string{`data-resend-in="0">Send a new code</button>`}, []string{"disabled", "data-resend-wait"}},
 		{"negative is now", -3, []string{`data-resend-in="0">`}, []string{"disabled"}},
 	}
@@ -689,5 +691,51 @@ func TestConcurrentRendering(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+func TestSupported(t *testing.T) {
+	r := newRenderer(t, Options{})
+	cases := []struct {
+		name, in, want string
+		ok             bool
+	}{
+		{"plain", "ko", "ko", true},
+		{"upper case", "EN", "en", true},
+		{"with region", "ko-KR", "ko", true},
+		{"unsupported", "fr", "", false},
+		{"empty", "", "", false},
+		{"garbage", "<script>", "", false},
+		{"very long", strings.Repeat("a", 100), "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := r.Supported(c.in)
+			if got != c.want || ok != c.ok {
+				t.Errorf("Supported(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
+			}
+		})
+	}
+}
+
+func TestConfirmHeading(t *testing.T) {
+	r := newRenderer(t, Options{AppName: "Acme"})
+	cases := []struct {
+		name, lang, email, want string
+	}{
+		{"with address", "en", "ana@example.com", "Sign in as <b>ana@example.com</b>?"},
+		{"without address", "en", "", "Finish signing in to Acme?"},
+		{"without address, korean", "ko", "", "Acme 로그인을 마치시겠습니까?"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := r.Confirm(&buf, ConfirmView{Base: base(c.lang), Email: c.email, Token: "tok"}); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(buf.String(), "<h1>"+c.want+"</h1>") {
+				t.Errorf("heading is not %q in:\n%s", c.want, buf.String())
+			}
+		})
 	}
 }

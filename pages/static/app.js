@@ -46,14 +46,19 @@
     });
   }
 
-  // "Send a new code": the server renders it disabled with the seconds left;
-  // count down and enable it when the wait is over.
+  // "Send a new code": the server renders it with the seconds left, and
+  // enabled, so that it still works without this script (the server refuses
+  // a request that comes too early). Here it stays disabled while a visible
+  // countdown runs, and is enabled when the wait is over.
   var resend = document.querySelector("button[data-resend-in]");
   if (resend) {
     var left = parseInt(resend.getAttribute("data-resend-in"), 10) || 0;
     var wait = resend.querySelector("[data-resend-wait]");
     var shown = resend.querySelector("[data-resend-seconds]");
     var deadline = Date.now() + left * 1000;
+    if (left > 0) {
+      resend.disabled = true;
+    }
     var tick = function () {
       var s = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
       if (shown) {
