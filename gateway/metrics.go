@@ -17,6 +17,7 @@ type Metrics struct {
 	signins        *prometheus.CounterVec
 	storeErrors    prometheus.Counter
 	cache          *prometheus.CounterVec
+	activeSessions prometheus.Gauge
 }
 
 // NewMetrics registers the series on reg.
@@ -44,12 +45,21 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_session_cache_total", Help: "Session lookups by cache result (hit, miss).",
 		}, []string{"result"}),
+		activeSessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_active_sessions", Help: "Sessions in the store not past their absolute expiry, refreshed periodically.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.upstreamErrors, m.upstreamTime, m.codes, m.signins, m.storeErrors, m.cache} {
+	for _, c := range []prometheus.Collector{m.requests, m.upstreamErrors, m.upstreamTime, m.codes, m.signins, m.storeErrors, m.cache, m.activeSessions} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
+	// Series that ratios and alerts divide by exist from the start at 0.
+	m.cache.WithLabelValues("hit")
+	m.cache.WithLabelValues("miss")
+	m.signins.WithLabelValues("ok")
+	m.signins.WithLabelValues("failed")
+	m.codes.WithLabelValues("sent")
 	return m, nil
 }
 
@@ -86,6 +96,18 @@ func (m *Metrics) signin(outcome string) {
 		m.signins.WithLabelValues(outcome).Inc()
 	}
 }
+
+// SetActiveSessions sets the active sessions gauge; the caller counts them
+// in the store on its own schedule, so a scrape costs no query.
+func (m *Metrics) SetActiveSessions(n int) {
+	if m != nil {
+		m.activeSessions.Set(float64(n))
+	}
+}
+
+// StoreError counts a failed store operation made outside the gateway (by
+// background work such as pruning).
+func (m *Metrics) StoreError() { m.storeError() }
 
 func (m *Metrics) storeError() {
 	if m != nil {

@@ -20,7 +20,7 @@ func (e *env) demoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run Gatehouse on SQLite with a built-in demo app; codes are printed to the console",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.demo(cmd.Context(), listen)
 		},

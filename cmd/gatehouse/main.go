@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,10 +36,11 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func exitCode(err error) int {
-	if e, ok := err.(*exitError); ok {
+	var e *exitError
+	if errors.As(err, &e) {
 		return e.code
 	}
-	return 1
+	return exitRuntime
 }
 
 // env is what every subcommand may use from the process.
@@ -57,17 +59,26 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		Short:         "Gatehouse: an email-code login gate in front of any web app",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError("unknown command %q; see gatehouse --help", args[0])
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.serve(cmd.Context(), configPath(cmd, environ))
 		},
 	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: exitUsage, err: err}
+	})
 	root.PersistentFlags().String("config", "", "config file (default: $GATEHOUSE_CONFIG or config.yaml)")
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(
 		e.serveCmd(), e.demoCmd(), e.checkConfigCmd(), e.versionCmd(), e.healthcheckCmd(),
-		e.migrateCmd(),
+		e.migrateCmd(), e.usersCmd(), e.sessionsCmd(), e.auditCmd(),
 	)
 	return root.ExecuteContext(ctx)
 }
@@ -96,7 +107,7 @@ func (e *env) serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway (the default command)",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.serve(cmd.Context(), configPath(cmd, e.environ))
 		},
@@ -107,7 +118,7 @@ func (e *env) versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := fmt.Fprintf(e.stdout, "gatehouse %s\n", version)
 			return err
@@ -119,7 +130,7 @@ func (e *env) checkConfigCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "check-config",
 		Short: "Validate the config file and name every bad key",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := configPath(cmd, e.environ)
 			if _, err := loadConfig(path, e.environ); err != nil {

@@ -19,7 +19,7 @@ func (e *env) healthcheckCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "healthcheck",
 		Short: "Exit 0 when the running server's /.gatehouse/healthz answers 200 (for container health checks)",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(configPath(cmd, e.environ), e.environ)
 			if err != nil {
@@ -58,14 +58,11 @@ func healthcheck(ctx context.Context, listen string) error {
 }
 
 func (e *env) migrateCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "migrate",
-		Short: "Apply or inspect database migrations",
-	}
+	cmd := groupCmd("migrate", "Apply or inspect database migrations")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "up",
 		Short: "Apply pending migrations",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.withStore(cmd, func(ctx context.Context, cfg *config.Config, st *authstore.Store) error {
 				if err := st.Migrate(ctx); err != nil {
@@ -79,7 +76,7 @@ func (e *env) migrateCmd() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "status",
 		Short: "List migrations and whether each is applied",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.withStore(cmd, func(ctx context.Context, cfg *config.Config, st *authstore.Store) error {
 				states, err := st.MigrationStatus(ctx)

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,9 +36,11 @@ func loadConfig(path string, environ []string) (*config.Config, error) {
 	return cfg, nil
 }
 
-func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.Level}
-	if cfg.Format == "json" {
+// newLogger builds the process logger. Its level is level, which a config
+// reload may change; the format is fixed for the life of the process.
+func newLogger(format string, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -46,10 +49,10 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 func (e *env) serve(ctx context.Context, path string) error {
 	cfg, err := loadConfig(path, e.environ)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &exitError{code: exitUsage, err: err}
 	}
-	reload := func() (*config.Config, error) { return loadConfig(path, e.environ) }
-	return e.runGateway(ctx, cfg, reload, nil)
+	rl := &reloader{path: path, load: func() (*config.Config, error) { return loadConfig(path, e.environ) }}
+	return e.runGateway(ctx, cfg, rl, nil)
 }
 
 // openStore opens and migrates the store named by the config.
@@ -140,10 +143,14 @@ func newMailer(cfg config.Mail, console io.Writer) (gateway.Mailer, error) {
 	return m, nil
 }
 
-// runGateway starts everything the config names and serves until ctx ends.
-// ready, if not nil, receives the bound address once the server listens.
-func (e *env) runGateway(ctx context.Context, cfg *config.Config, reload func() (*config.Config, error), ready func(addr string)) error {
-	log := newLogger(cfg.Log, e.stderr)
+// runGateway starts everything the config names and serves until ctx ends,
+// then shuts down gracefully. rl, if not nil, reloads the config on SIGHUP
+// and when its file changes. ready, if not nil, receives the bound address
+// once the server listens.
+func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, ready func(addr string)) error {
+	level := new(slog.LevelVar)
+	level.Set(cfg.Log.Level)
+	log := newLogger(cfg.Log.Format, level, e.stderr)
 	if cfg.Mail.Driver == "log" {
 		log.Warn("mail driver is 'log': sign-in codes are printed to the console, not mailed. Development only.")
 	}
@@ -151,7 +158,11 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, reload func() 
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Warn("close store", "err", err)
+		}
+	}()
 	if err := st.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate database: %w", err)
 	}
@@ -171,6 +182,12 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, reload func() 
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_config_reloads_total", Help: "Config reloads by result (applied, rejected).",
+	}, []string{"result"})
+	if err := reg.Register(reloads); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	routes := make([]gateway.Route, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
 		routes = append(routes, gateway.Route{Host: r.Host, PathPrefix: r.PathPrefix, Upstream: r.Upstream})
@@ -188,15 +205,19 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, reload func() 
 			IdleTimeout:  cfg.Session.IdleTimeout,
 			Secure:       cfg.CookieSecure(),
 		},
-		Settings: settings,
-		Store:    st,
-		Secret:   secret,
-		Logger:   log,
-		Metrics:  metrics,
+		Settings:           settings,
+		Store:              st,
+		Secret:             secret,
+		Logger:             log,
+		Metrics:            metrics,
+		Migrations:         st,
+		UpstreamHealthPath: cfg.Upstream.HealthPath,
 	})
 	if err != nil {
 		return err
 	}
+	live := &liveConfig{}
+	live.cfg.Store(cfg)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -208,13 +229,29 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, reload func() 
 			log.Error("revocation feed stopped", "err", err)
 		}
 	})
-	bg.Go(func() { housekeeping(ctx, st, cfg, log) })
-	if reload != nil {
-		bg.Go(func() { watchReload(ctx, cfg, reload, gw, e.stderr, log) })
+	if cfg.Database.Driver == "sqlite" {
+		bg.Go(func() { followAdminActions(ctx, st, gw.Revoked, adminPollInterval, log) })
+	}
+	bg.Go(func() { housekeeping(ctx, st, live, metrics, log) })
+	if rl != nil {
+		apply := func(next *config.Config) error {
+			s, err := settingsFrom(next, e.stderr)
+			if err == nil {
+				err = gw.Reload(s)
+			}
+			if err != nil {
+				return err
+			}
+			level.Set(next.Log.Level)
+			live.cfg.Store(next)
+			return nil
+		}
+		w := &reloadWatcher{rl: rl, cur: cfg, apply: apply, log: log, reloads: reloads}
+		bg.Go(func() { w.run(ctx) })
 	}
 
 	if cfg.Metrics.Listen != "" {
-		ms := &http.Server{Addr: cfg.Metrics.Listen, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		ms := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
 		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
 			return fmt.Errorf("metrics.listen: %w", err)
@@ -231,6 +268,9 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, reload func() 
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for ordinary requests; WebSockets and event streams
+	// would hold it until its timeout, so they are told to close at once.
+	srv.RegisterOnShutdown(gw.CloseStreams)
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("server.listen: %w", err)
@@ -246,9 +286,27 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, reload func() 
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout.String())
-	sctx, scancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	return shutdown(srv, errc, live.cfg.Load().Server.ShutdownTimeout, log)
+}
+
+// shutdown stops accepting, lets in-flight requests finish within timeout,
+// then closes what is left. A second SIGINT or SIGTERM closes at once.
+func shutdown(srv *http.Server, errc <-chan error, timeout time.Duration, log *slog.Logger) error {
+	began := time.Now()
+	log.Info("shutting down: finishing in-flight requests", "timeout", timeout.String())
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	sctx, scancel := context.WithTimeout(context.Background(), timeout)
 	defer scancel()
+	go func() {
+		select {
+		case <-again:
+			log.Warn("second signal: closing every connection now")
+			scancel()
+		case <-sctx.Done():
+		}
+	}()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown did not finish in time; closing remaining connections", "err", err)
 		_ = srv.Close()
@@ -256,24 +314,104 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, reload func() 
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	log.Info("stopped", "after", time.Since(began).Round(time.Millisecond).String())
 	return nil
 }
 
-// housekeeping prunes what has expired: sessions, counters, audit events
-// past their retention.
-func housekeeping(ctx context.Context, st *authstore.Store, cfg *config.Config, log *slog.Logger) {
-	t := time.NewTicker(10 * time.Minute)
-	defer t.Stop()
-	for {
+// liveConfig is the config in force, replaced by each accepted reload.
+type liveConfig struct {
+	cfg atomic.Pointer[config.Config]
+}
+
+const (
+	// pruneInterval spaces the pruning of expired sessions, counters and
+	// audit events.
+	pruneInterval = 10 * time.Minute
+	// gaugeInterval spaces the count behind the active sessions gauge, so
+	// a scrape never queries the store.
+	gaugeInterval = 30 * time.Second
+)
+
+// housekeeping prunes what has expired (sessions, counters, audit events
+// past audit.retention) and keeps the active sessions gauge current. It
+// reads the config in force at each round, so a reloaded retention applies.
+func housekeeping(ctx context.Context, st *authstore.Store, live *liveConfig, metrics *gateway.Metrics, log *slog.Logger) {
+	prune := time.NewTicker(pruneInterval)
+	defer prune.Stop()
+	gauge := time.NewTicker(gaugeInterval)
+	defer gauge.Stop()
+	failed := func(what string, err error) {
+		if ctx.Err() == nil {
+			metrics.StoreError()
+			log.Warn(what, "err", err)
+		}
+	}
+	pruneOnce := func() {
+		cfg := live.cfg.Load()
 		now := time.Now().UTC()
-		if _, err := st.DeleteExpiredSessions(ctx, now, cfg.Session.IdleTimeout); err != nil && ctx.Err() == nil {
-			log.Warn("prune sessions", "err", err)
+		if _, err := st.DeleteExpiredSessions(ctx, now, cfg.Session.IdleTimeout); err != nil {
+			failed("prune sessions", err)
 		}
-		if _, err := st.PruneCounters(ctx, now.Add(-2*time.Hour-cfg.OTP.RateLimit.Window)); err != nil && ctx.Err() == nil {
-			log.Warn("prune counters", "err", err)
+		if _, err := st.PruneCounters(ctx, now.Add(-2*time.Hour-cfg.OTP.RateLimit.Window)); err != nil {
+			failed("prune counters", err)
 		}
-		if _, err := st.PruneEvents(ctx, now.Add(-cfg.Audit.Retention)); err != nil && ctx.Err() == nil {
-			log.Warn("prune audit events", "err", err)
+		if n, err := st.PruneEvents(ctx, now.Add(-cfg.Audit.Retention)); err != nil {
+			failed("prune audit events", err)
+		} else if n > 0 {
+			log.Info("pruned audit events past retention", "count", n, "retention", cfg.Audit.Retention.String())
+		}
+	}
+	countOnce := func() {
+		n, err := st.CountSessions(ctx, time.Now())
+		if err != nil {
+			failed("count sessions", err)
+			return
+		}
+		metrics.SetActiveSessions(n)
+	}
+	pruneOnce()
+	countOnce()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-prune.C:
+			pruneOnce()
+		case <-gauge.C:
+			countOnce()
+		}
+	}
+}
+
+// adminPollInterval is how often a server on SQLite looks for sessions
+// revoked by admin commands.
+const adminPollInterval = 2 * time.Second
+
+// followAdminActions makes revocations by admin commands take effect at
+// once on SQLite, which has no notification channel between processes:
+// it follows the audit events that admin commands record and evicts the
+// sessions they ended from the session cache (one session by ID, or the
+// whole cache when a user's sessions ended). On PostgreSQL the store's
+// notifications do this.
+func followAdminActions(ctx context.Context, st *authstore.Store, revoked func(id string), every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var last int64
+	started := false
+	for {
+		events, err := st.Events(ctx, authstore.EventFilter{IP: cliIP, AfterID: last, Limit: 1000})
+		if err != nil && ctx.Err() == nil {
+			log.Warn("follow admin actions", "err", err)
+		}
+		for _, ev := range events {
+			last = max(last, ev.ID)
+			if started {
+				revokeFor(ev, revoked)
+			}
+		}
+		if err == nil {
+			// The first read only finds the position: nothing is cached yet.
+			started = true
 		}
 		select {
 		case <-ctx.Done():
@@ -283,36 +421,16 @@ func housekeeping(ctx context.Context, st *authstore.Store, cfg *config.Config, 
 	}
 }
 
-// watchReload re-reads the config on SIGHUP and applies what can change
-// while running; a bad file is rejected and the old config kept.
-func watchReload(ctx context.Context, cur *config.Config, reload func() (*config.Config, error), gw *gateway.Server, console io.Writer, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
+// revokeFor evicts what an admin event ended.
+func revokeFor(ev authstore.Event, revoked func(id string)) {
+	switch ev.Type {
+	case eventSessionRevoked:
+		if id, ok := strings.CutPrefix(ev.Detail, sessionDetailPrefix); ok {
+			revoked(id)
 			return
-		case <-hup:
 		}
-		next, err := reload()
-		if err != nil {
-			log.Error("config reload rejected; keeping the running config", "err", strings.ReplaceAll(err.Error(), "\n", "; "))
-			continue
-		}
-		settings, err := settingsFrom(next, console)
-		if err == nil {
-			err = gw.Reload(settings)
-		}
-		if err != nil {
-			log.Error("config reload rejected; keeping the running config", "err", err)
-			continue
-		}
-		if keys := config.RestartRequired(cur, next); len(keys) > 0 {
-			log.Warn("config reloaded; these changes need a restart to apply", "keys", strings.Join(keys, ","))
-		} else {
-			log.Info("config reloaded")
-		}
-		cur = next
+		revoked(authstore.RevokeAll)
+	case eventUserDisabled, eventUserRemoved:
+		revoked(authstore.RevokeAll)
 	}
 }

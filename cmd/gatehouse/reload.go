@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"gatehouse/config"
+)
+
+// reloader re-reads the config file.
+type reloader struct {
+	path string // the config file; its directory is watched
+	load func() (*config.Config, error)
+}
+
+// reloadDebounce lets an editor finish writing (truncate, write, rename)
+// before the file is read.
+const reloadDebounce = 300 * time.Millisecond
+
+// reloadWatcher applies a new config on SIGHUP or when the file changes.
+// A file that fails validation is rejected with every problem logged, and
+// the running config stays in force.
+type reloadWatcher struct {
+	rl      *reloader
+	cur     *config.Config
+	apply   func(*config.Config) error
+	log     *slog.Logger
+	reloads *prometheus.CounterVec
+
+	seen [sha256.Size]byte // hash of the file content last acted on
+}
+
+func (w *reloadWatcher) run(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if data, err := os.ReadFile(w.rl.path); err == nil {
+		w.seen = sha256.Sum256(data)
+	}
+
+	events, errs, stop := w.watch()
+	defer stop()
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			w.reload("SIGHUP", true)
+		case ev := <-events:
+			if w.concerns(ev) {
+				debounce.Reset(reloadDebounce)
+			}
+		case err := <-errs:
+			w.log.Warn("config file watch", "err", err)
+		case <-debounce.C:
+			w.reload("file changed", false)
+		}
+	}
+}
+
+// watch watches the config file's directory, not the file: editors and
+// orchestrators replace the file by renaming another over it, which ends
+// a watch on the file itself. Without a watcher only SIGHUP reloads.
+func (w *reloadWatcher) watch() (<-chan fsnotify.Event, <-chan error, func()) {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		w.log.Warn("cannot watch the config file; reload with SIGHUP", "err", err)
+		return nil, nil, func() {}
+	}
+	dir := filepath.Dir(w.rl.path)
+	if err := fw.Add(dir); err != nil {
+		_ = fw.Close()
+		w.log.Warn("cannot watch the config file; reload with SIGHUP", "dir", dir, "err", err)
+		return nil, nil, func() {}
+	}
+	return fw.Events, fw.Errors, func() { _ = fw.Close() }
+}
+
+// concerns reports whether a directory event may have changed the config:
+// the file itself, or the "..data" links through which Kubernetes swaps a
+// mounted ConfigMap.
+func (w *reloadWatcher) concerns(ev fsnotify.Event) bool {
+	name := filepath.Base(ev.Name)
+	return name == filepath.Base(w.rl.path) || strings.HasPrefix(name, "..")
+}
+
+// reload re-reads and applies the config. A file-change reload is skipped
+// when the content is what was last acted on (a touch, a chmod, an editor's
+// backup write); SIGHUP always reloads, since the environment may differ.
+func (w *reloadWatcher) reload(reason string, force bool) {
+	data, err := os.ReadFile(w.rl.path)
+	if err == nil {
+		sum := sha256.Sum256(data)
+		if !force && bytes.Equal(sum[:], w.seen[:]) {
+			return
+		}
+		w.seen = sum
+	}
+	next, err := w.rl.load()
+	if err == nil {
+		err = w.apply(next)
+	}
+	if err != nil {
+		w.reloads.WithLabelValues("rejected").Inc()
+		w.log.Error("config reload rejected; keeping the running config", "reason", reason,
+			"file", w.rl.path, "err", oneLine(err))
+		return
+	}
+	w.reloads.WithLabelValues("applied").Inc()
+	if keys := restartKeys(w.cur, next); len(keys) > 0 {
+		w.log.Warn("config reloaded; these changes need a restart to apply", "reason", reason, "keys", strings.Join(keys, ","))
+	} else {
+		w.log.Info("config reloaded", "reason", reason)
+	}
+	w.cur = next
+}
+
+// restartKeys lists the changed keys that a running server cannot apply:
+// config.RestartRequired's, and those the gateway fixes at start (the
+// upstreams, the session cookie and lifetimes, the secret, the log format).
+func restartKeys(old, next *config.Config) []string {
+	keys := config.RestartRequired(old, next)
+	add := func(key string, changed bool) {
+		if changed && !slices.Contains(keys, key) {
+			keys = append(keys, key)
+		}
+	}
+	add("upstream.url", old.Upstream.URL.String() != next.Upstream.URL.String())
+	add("upstream.timeout", old.Upstream.Timeout != next.Upstream.Timeout)
+	add("upstream.health_path", old.Upstream.HealthPath != next.Upstream.HealthPath)
+	add("routes", !sameRoutes(old.Routes, next.Routes))
+	add("session.cookie_name", old.Session.CookieName != next.Session.CookieName)
+	add("session.cookie_domain", old.Session.CookieDomain != next.Session.CookieDomain)
+	add("session.lifetime", old.Session.Lifetime != next.Session.Lifetime)
+	add("session.idle_timeout", old.Session.IdleTimeout != next.Session.IdleTimeout)
+	add("session.secure", old.CookieSecure() != next.CookieSecure())
+	add("secret", old.Secret != next.Secret)
+	add("log.format", old.Log.Format != next.Log.Format)
+	slices.Sort(keys)
+	return keys
+}
+
+func sameRoutes(a, b []config.Route) bool {
+	return slices.EqualFunc(a, b, func(x, y config.Route) bool {
+		return x.Host == y.Host && x.PathPrefix == y.PathPrefix && x.Upstream.String() == y.Upstream.String()
+	})
+}
+
+// oneLine joins a multi-line error (config problems come one per line) for
+// a single log line.
+func oneLine(err error) string {
+	msg := strings.ReplaceAll(err.Error(), ":\n", ": ")
+	return strings.ReplaceAll(msg, "\n", "; ")
+}
