@@ -264,7 +264,7 @@ func (s *Server) handleHealth(c *fiber.Ctx) error {
 }
 
 func (s *Server) handleReady(c *fiber.Ctx) error {
-	return s.handleHealth(c)
+	return s.handleReadyz(c)
 }
 
 func (s *Server) handleStatic(c *fiber.Ctx) error {

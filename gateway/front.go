@@ -18,6 +18,11 @@ import (
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	s.assignRequestID(w, r)
+	if isLongLived(r) {
+		var done func()
+		r, done = s.streams.track(r)
+		defer done()
+	}
 	rec := &statusRecorder{ResponseWriter: w}
 	decision := s.serve(rec, r)
 	s.metrics.request(decision, rec.status)

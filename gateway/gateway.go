@@ -96,6 +96,12 @@ type Options struct {
 	SessionCacheMax int              // optional: 0 = 100000 entries
 	// UpstreamTransport is optional: nil builds a tuned http.Transport.
 	UpstreamTransport http.RoundTripper
+	// Migrations is optional: when set, /readyz also needs every schema
+	// migration applied.
+	Migrations MigrationReporter
+	// UpstreamHealthPath is optional: when set, /readyz also needs a GET of
+	// this path on the default upstream to answer 2xx or 3xx.
+	UpstreamHealthPath string
 }
 
 // Server is the front http.Handler.
@@ -119,6 +125,8 @@ type Server struct {
 	appH     http.Handler
 	sendTime *durationEstimate
 	reqIDs   *requestIDs
+	ready    *readiness
+	streams  *streams
 }
 
 // runtimeSettings is Settings compiled for use on the hot path.
@@ -195,6 +203,10 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.proxy = p
+	if s.ready, err = newReadiness(s, opts); err != nil {
+		return nil, err
+	}
+	s.streams = newStreams()
 	s.app = s.newApp()
 	s.appH = s.appHandler()
 	return s, nil

@@ -32,6 +32,7 @@ type forward struct {
 	host     string // the Host the client asked for
 	reqID    string
 	settings *runtimeSettings
+	sent     time.Time // when the request left for the upstream, for the latency histogram
 }
 
 type forwardKey struct{}
@@ -48,11 +49,12 @@ func newProxy(s *Server, def *url.URL, routes []Route, rt http.RoundTripper, tim
 	}
 	p := &proxy{s: s, def: def, routes: routes}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,
-		Transport:    rt,
-		BufferPool:   newBufferPool(),
-		ErrorHandler: p.errorHandler,
-		ErrorLog:     nil,
+		Rewrite:        p.rewrite,
+		Transport:      rt,
+		BufferPool:     newBufferPool(),
+		ErrorHandler:   p.errorHandler,
+		ModifyResponse: p.observe,
+		ErrorLog:       nil,
 	}
 	return p, nil
 }
@@ -129,7 +131,17 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, f *forward) {
 		r.Body = http.MaxBytesReader(w, r.Body, max)
 	}
 	ctx := context.WithValue(r.Context(), forwardKey{}, f)
+	f.sent = p.s.now()
 	p.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// observe runs when the upstream's response headers arrive: it records
+// the upstream latency.
+func (p *proxy) observe(resp *http.Response) error {
+	if f, _ := resp.Request.Context().Value(forwardKey{}).(*forward); f != nil {
+		p.s.metrics.upstreamLatency(p.s.now().Sub(f.sent))
+	}
+	return nil
 }
 
 // rewrite builds the outbound request. ReverseProxy has already removed
