@@ -29,7 +29,12 @@ func TestNginxForwardAuth(t *testing.T) {
 		"127.0.0.1:8080", s.gate,
 		"127.0.0.1:3000", s.up.addr(),
 	)))
-	for _, f := range []string{"gatehouse-location.conf", "gatehouse-authrequest.conf"} {
+	snippets, err := filepath.Glob(filepath.Join(examplesDir, "nginx", "snippets", "*.conf"))
+	if err != nil || len(snippets) == 0 {
+		t.Fatalf("no nginx snippets in the examples (%v)", err)
+	}
+	for _, f := range snippets {
+		f = filepath.Base(f)
 		writeFile(t, filepath.Join(dir, "snippets", f), []byte(example(t, "nginx/snippets/"+f)))
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
@@ -169,6 +174,17 @@ func checkIdentity(t *testing.T, r *http.Request, email string) {
 	}
 }
 
+// cookieList normalizes a Cookie header for comparison.
+func cookieList(h string) string {
+	var parts []string
+	for _, p := range strings.Split(h, ";") {
+		if p = strings.TrimSpace(p); p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 // walk is the forward-auth journey through a fronting proxy: sign in on
 // the auth host, come back to the original URL on the app host, with
 // spoofing, bypass and sign-out checks along the way.
@@ -254,6 +270,98 @@ func walk(t *testing.T, s *stack) {
 				}
 				checkIdentity(t, reqs[len(reqs)-1], tc.email)
 			})
+		}
+	})
+
+	t.Run("session cookie never reaches the app", func(t *testing.T) {
+		u, _ := url.Parse(s.appOrigin())
+		token := ""
+		for _, c := range b.c.Jar.Cookies(u) {
+			if c.Name == "__Secure-gatehouse_session" {
+				token = c.Value
+			}
+		}
+		if token == "" {
+			t.Fatal("the browser holds no session cookie for the app host")
+		}
+		session := "__Secure-gatehouse_session=" + token
+		plain := &browser{t: t, c: &http.Client{Timeout: 20 * time.Second, Transport: s.transport(),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+		for _, tc := range []struct {
+			name, cookie, want string
+		}{
+			{"alone", session, ""},
+			{"first", session + "; theme=dark; lang=ko", "theme=dark; lang=ko"},
+			{"middle", "theme=dark; " + session + "; lang=ko", "theme=dark; lang=ko"},
+			{"last", "theme=dark; lang=ko; " + session, "theme=dark; lang=ko"},
+			{"lookalike names kept", "my_gatehouse_session=1; " + session, "my_gatehouse_session=1"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				before := len(s.up.requests())
+				resp := plain.do(http.MethodGet, s.appOrigin()+"/reports/q3", nil, http.Header{"Cookie": {tc.cookie}})
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d", resp.StatusCode)
+				}
+				reqs := s.up.requests()
+				if len(reqs) != before+1 {
+					t.Fatalf("the app received %d requests, want 1", len(reqs)-before)
+				}
+				r := reqs[len(reqs)-1]
+				checkIdentity(t, r, alice)
+				got := strings.Join(r.Header.Values("Cookie"), "; ")
+				if strings.Contains(got, token) {
+					t.Fatal("the app received the session token")
+				}
+				if cookieList(got) != cookieList(tc.want) {
+					t.Fatalf("the app received Cookie %q, want %q", got, tc.want)
+				}
+			})
+		}
+	})
+
+	t.Run("forwarding headers rebuilt", func(t *testing.T) {
+		before := len(s.up.requests())
+		resp := b.do(http.MethodGet, s.appOrigin()+"/reports/q3", nil, http.Header{
+			"X-Forwarded-For":   {"203.0.113.9"},
+			"X-Real-Ip":         {"203.0.113.9"},
+			"Forwarded":         {"for=203.0.113.9;host=evil.example.org;proto=http"},
+			"X-Forwarded-Host":  {"evil.example.org"},
+			"X-Forwarded-Proto": {"http"},
+		})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		reqs := s.up.requests()
+		if len(reqs) != before+1 {
+			t.Fatalf("the app received %d requests, want 1", len(reqs)-before)
+		}
+		r := reqs[len(reqs)-1]
+		for k, vs := range r.Header {
+			for _, v := range vs {
+				if strings.Contains(v, "203.0.113.9") || strings.Contains(v, "evil.example.org") {
+					t.Errorf("the app received the client's %s: %q", k, v)
+				}
+			}
+		}
+		if got := r.Header.Get("X-Forwarded-Proto"); got != "https" {
+			t.Errorf("X-Forwarded-Proto = %q, want https", got)
+		}
+		if got := r.Header.Get("X-Forwarded-For"); got != "127.0.0.1" {
+			t.Errorf("X-Forwarded-For = %q, want 127.0.0.1", got)
+		}
+	})
+
+	t.Run("Gatehouse's pages on the app host", func(t *testing.T) {
+		before := len(s.up.requests())
+		health := b.do(http.MethodGet, s.appOrigin()+"/.gatehouse/healthz", nil, nil)
+		if health.StatusCode != http.StatusOK || !strings.Contains(health.body, `"ok"`) {
+			t.Fatalf("healthz on the app host: %d %q", health.StatusCode, health.body)
+		}
+		if login := s.browser().page(s.appOrigin() + "/.gatehouse/login?rd=%2Freports"); login.StatusCode != http.StatusOK || !strings.Contains(login.body, `name="email"`) {
+			t.Fatalf("login page on the app host: %d", login.StatusCode)
+		}
+		if n := len(s.up.requests()) - before; n != 0 {
+			t.Fatalf("the app was reached %d times", n)
 		}
 	})
 
