@@ -32,6 +32,7 @@ func TestBrowser(t *testing.T) {
 		{"phone 375 px wide", browserPhone},
 		{"keyboard only, without javascript", browserKeyboardOnly},
 		{"403 offers another account, 502 and 504 pages", browserErrorPages},
+		{"screenshots of every page", browserScreenshots},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, c) })
 	}

@@ -132,6 +132,24 @@ type tabOptions struct {
 	dark           bool   // prefers-color-scheme: dark
 	acceptLanguage string // languages in order, "" = "en-US,en"; Chromium adds the q= weights
 	noScript       bool   // JavaScript disabled
+	userAgent      string // "" = Chromium's own
+}
+
+func (o tabOptions) withDefaults() tabOptions {
+	if o.width == 0 {
+		o.width, o.height = 1280, 800
+	}
+	if o.acceptLanguage == "" {
+		o.acceptLanguage = "en-US,en"
+	}
+	return o
+}
+
+func (o tabOptions) scheme() string {
+	if o.dark {
+		return "dark"
+	}
+	return "light"
 }
 
 // phone375 is a small phone: 375 CSS pixels wide.
@@ -154,27 +172,14 @@ func (h *harness) newTab(c *chrome, o tabOptions) *tab {
 		cancelTimeout()
 		cancel()
 	})
-	if o.width == 0 {
-		o.width, o.height = 1280, 800
-	}
-	if o.acceptLanguage == "" {
-		o.acceptLanguage = "en-US,en"
-	}
-	var vopts []chromedp.EmulateViewportOption
-	if o.phone {
-		vopts = append(vopts, chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateScale(2))
-	}
-	scheme := "light"
-	if o.dark {
-		scheme = "dark"
+	o = o.withDefaults()
+	ua := o.userAgent
+	if ua == "" {
+		ua = c.userAgent
 	}
 	err := chromedp.Do(ctx,
-		chromedp.EmulateViewport(o.width, o.height, vopts...),
-		callAction(emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
-		}),
 		callAction(emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{
-			UserAgent:      c.userAgent,
+			UserAgent:      ua,
 			AcceptLanguage: o.acceptLanguage,
 		}),
 		callAction(emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: o.noScript}),
@@ -182,7 +187,9 @@ func (h *harness) newTab(c *chrome, o tabOptions) *tab {
 	if err != nil {
 		t.Fatalf("set up tab: %v", err)
 	}
-	return &tab{t: t, h: h, ctx: ctx}
+	b := &tab{t: t, h: h, ctx: ctx}
+	b.emulate(o)
+	return b
 }
 
 // callAction sends one protocol command to the tab.
