@@ -62,9 +62,10 @@ func (s *Store) revoked(ids []string) {
 // on the calling goroutine, one call at a time. fn(RevokeAll) means
 // revocations may have been missed and every cached session must be dropped.
 //
-// On PostgreSQL the IDs come through LISTEN/NOTIFY from every process. A
-// lost connection is logged at warn level and retried with exponential
-// backoff (at most 5 s); after each reconnect fn(RevokeAll) is called.
+// On PostgreSQL the IDs come through LISTEN/NOTIFY from every process. The
+// first successful LISTEN is logged at info level. A lost connection is
+// logged at warn level and retried with exponential backoff (at most 5 s);
+// after each reconnect fn(RevokeAll) is called.
 //
 // SQLite has no notification channel between processes: only deletions made
 // through this Store value are reported. Sessions deleted by another process
@@ -102,6 +103,8 @@ func (s *Store) watchPostgres(ctx context.Context, fn func(string)) {
 			if reconnecting {
 				s.log.Warn("revocation listener reconnected")
 				fn(RevokeAll)
+			} else {
+				s.log.Info("listening for session revocations")
 			}
 			backoff = listenBackoffMin
 		})

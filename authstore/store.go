@@ -67,7 +67,8 @@ type Options struct {
 	MaxIdleConns int
 	// ConnMaxLifetime closes connections older than this; 0 means never.
 	ConnMaxLifetime time.Duration
-	// Logger receives warnings (revocation listener trouble). nil discards.
+	// Logger receives the revocation listener's start (info) and its
+	// trouble (warnings). nil discards.
 	Logger *slog.Logger
 	// Now is the clock used where the caller passes no time: an Event
 	// without Time, when a migration or the secret was created. nil means

@@ -1143,12 +1143,16 @@ func testWatchReconnect(t *testing.T, opts Options) {
 		t.Fatal("revocation not delivered after reconnect")
 	}
 	for _, want := range []string{
+		`level=INFO msg="listening for session revocations"`,
 		`level=WARN msg="revocation listener disconnected"`,
 		`level=WARN msg="revocation listener reconnected"`,
 	} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %s; got:\n%s", want, logs.String())
 		}
+	}
+	if n := strings.Count(logs.String(), "listening for session revocations"); n != 1 {
+		t.Errorf("start of listening logged %d times, want once (a reconnect is logged as such)", n)
 	}
 }
 
