@@ -290,7 +290,9 @@ func TestHotReload(t *testing.T) {
 			if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 				t.Fatal(err)
 			}
-			srv.waitLog(t, 10*time.Second, func(l logLine) bool { return strings.HasPrefix(l.msg(), "config reloaded") && l.str("reason") == "SIGHUP" })
+			srv.waitLog(t, 10*time.Second, func(l logLine) bool {
+				return strings.HasPrefix(l.msg(), "config reloaded") && l.str("reason") == "SIGHUP"
+			})
 			if after := reloads("applied"); after == before {
 				t.Errorf("applied reloads still %s after SIGHUP", after)
 			}
