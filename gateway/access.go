@@ -55,7 +55,9 @@ type Rule struct {
 	// "/public/" and everything below, but not "/publicity" nor "/PUBLIC".
 	// A trailing slash on the request path is ignored when matching, so a
 	// rule for "/admin" also covers "/admin/". Matrix parameters are not
-	// stripped: "/admin;x" does not match a rule for "/admin".
+	// stripped: "/admin;x" does not match a rule for "/admin". But servers
+	// such as Tomcat and Jetty drop them before routing, so a path whose
+	// decision would change without its ";params" is denied (see Decide).
 	Paths []string
 	// Methods are HTTP methods, compared case-insensitively; empty means
 	// any. A rule listing GET also matches HEAD.
@@ -295,8 +297,38 @@ func canonicalDomainPattern(d string) (string, error) {
 // is the request host (may include a port; it is stripped), method the
 // request method from the request line, path a CleanPath result. Nothing
 // else about the request takes part.
+//
+// A path with ";params" in a segment is also decided without them, as
+// Tomcat, Jetty and others route it ("/internal;x/y" is "/internal/y"
+// there); when the two decisions come from different rules the request is
+// denied rather than guessed.
 func (a *Access) Decide(host, method, path string) Decision {
 	host = hostOnly(host)
+	d := a.decide(host, method, path)
+	if strings.IndexByte(path, ';') >= 0 {
+		if alt := a.decide(host, method, stripPathParams(path)); alt.Rule != d.Rule {
+			return Decision{Policy: PolicyDeny, Rule: -1}
+		}
+	}
+	return d
+}
+
+// stripPathParams drops the ";params" of every segment.
+func stripPathParams(path string) string {
+	var b strings.Builder
+	for i := 0; i < len(path); i++ {
+		if path[i] == ';' {
+			for i+1 < len(path) && path[i+1] != '/' {
+				i++
+			}
+			continue
+		}
+		b.WriteByte(path[i])
+	}
+	return b.String()
+}
+
+func (a *Access) decide(host, method, path string) Decision {
 	trimmed := path
 	if len(path) > 1 && path[len(path)-1] == '/' {
 		trimmed = path[:len(path)-1]

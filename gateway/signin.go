@@ -58,6 +58,11 @@ func (s *Server) requestCode(ctx context.Context, email string, c client) (codeS
 		return codeSent{}, err
 	}
 	if !send {
+		if reason == "not_allowed" || reason == "disabled" {
+			if err := s.issueDecoy(ctx, rs, email, now); err != nil {
+				return codeSent{}, err
+			}
+		}
 		s.recordEvent(c.IP, c.UserAgent, "code.requested", email, "denied", reason)
 		s.metrics.codeEvent(reason)
 		s.sendTime.sleepLikeSend(start)
@@ -157,6 +162,33 @@ func (s *Server) issueCode(ctx context.Context, rs *runtimeSettings, email strin
 	return rs.Mailer.Send(ctx, mailer.Message{To: email, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
 }
 
+// issueDecoy stores a code that is never sent, for an address that may not
+// sign in. Trying codes for it then goes exactly as for an address that got
+// a mail (wrong, void after otp.max_attempts, expired), so the verify
+// answers do not tell who may sign in. Guessing the decoy signs nobody in:
+// signIn checks the address again.
+func (s *Server) issueDecoy(ctx context.Context, rs *runtimeSettings, email string, now time.Time) error {
+	code, err := randomDigits(s.rand, rs.OTP.Length)
+	if err != nil {
+		return err
+	}
+	var raw [32]byte
+	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
+		return fmt.Errorf("generate link token: %w", err)
+	}
+	err = s.store.CreateCode(ctx, authstore.Code{
+		Email:     email,
+		CodeHash:  s.codeHash(email, code),
+		LinkHash:  s.linkHash(base64.RawURLEncoding.EncodeToString(raw[:])),
+		CreatedAt: now.UTC(),
+		ExpiresAt: now.UTC().Add(rs.OTP.TTL),
+	})
+	if err != nil {
+		return fmt.Errorf("store decoy code: %w", err)
+	}
+	return nil
+}
+
 func ttlMinutes(d time.Duration) int {
 	return max(1, int((d+time.Minute-1)/time.Minute))
 }
@@ -193,7 +225,7 @@ func (s *Server) verifyCode(ctx context.Context, email, code string, c client) (
 	rs := s.settings()
 	now := s.now()
 	failKey := "verifyfail:" + email
-	n, err := s.store.Count(ctx, failKey, time.Hour, now)
+	n, err := s.recentFailures(ctx, failKey, now)
 	if err != nil {
 		return "", authstore.Session{}, fmt.Errorf("failure limit: %w", err)
 	}
@@ -212,6 +244,22 @@ func (s *Server) verifyCode(ctx context.Context, email, code string, c client) (
 		return "", authstore.Session{}, s.codeFailure(ctx, err, failKey, email, c, now)
 	}
 	return s.signIn(ctx, rs, email, c)
+}
+
+// recentFailures counts an account's failed tries in this clock hour and
+// the one before. The counters are fixed hourly windows; summing two keeps
+// the failures in any 60 minutes, not just in each clock hour, under
+// otp.max_failures_per_hour.
+func (s *Server) recentFailures(ctx context.Context, key string, now time.Time) (int, error) {
+	cur, err := s.store.Count(ctx, key, time.Hour, now)
+	if err != nil {
+		return 0, err
+	}
+	prev, err := s.store.Count(ctx, key, time.Hour, now.Add(-time.Hour))
+	if err != nil {
+		return 0, err
+	}
+	return cur + prev, nil
 }
 
 // codeFailure maps a store outcome to what the user is told, counting

@@ -1,0 +1,426 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"strconv"
+)
+
+// hdrAmbiguousFraming marks a request whose head was ambiguous on the wire.
+// The framing guard adds it; ServeHTTP refuses any request that carries it
+// (a client sending it itself only gets its own request refused).
+const hdrAmbiguousFraming = "X-Gatehouse-Ambiguous-Framing"
+
+// Limits of the framing guard. A head or chunk line longer than these is
+// handed to net/http as it is and the connection ends after it, so the
+// server's own limits answer it.
+const (
+	maxGuardedHead      = 1<<20 + 4096
+	maxGuardedChunkLine = 4096
+)
+
+// GuardFraming wraps the listener the Server is served on, so that requests
+// whose framing is ambiguous are refused with 400 and never forwarded.
+//
+// net/http cannot show a handler the ambiguity: it silently drops a
+// Content-Length sent next to Transfer-Encoding, merges duplicate identical
+// Content-Length headers and ignores Transfer-Encoding on HTTP/1.0. A proxy
+// in front of Gatehouse may frame such a request differently (request
+// smuggling), so the guard reads every HTTP/1 request head on the
+// connection as net/http will, and marks a head with a Content-Length and a
+// Transfer-Encoding, several Content-Length or Host headers, or a
+// Transfer-Encoding on HTTP/1.0. It follows each message's body to find the
+// next head; after a protocol upgrade it steps aside, and the Server closes
+// the connection of any upgrade request it does not switch. Whatever it
+// cannot follow ends the connection after the bytes already read.
+func GuardFraming(ln net.Listener) net.Listener {
+	return &framingListener{Listener: ln}
+}
+
+type framingListener struct {
+	net.Listener
+}
+
+func (l *framingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &framingConn{Conn: c}, nil
+}
+
+type framingState int
+
+const (
+	stateHead        framingState = iota // reading a request head
+	stateBody                            // Content-Length bytes left in remaining
+	stateChunkLine                       // reading a chunk-size line
+	stateChunkData                       // chunk data (and its CRLF) left in remaining
+	stateTrailer                         // reading trailer lines after the last chunk
+	statePassthrough                     // after an upgrade: bytes are not HTTP/1 any more
+	stateEnd                             // framing lost: no more bytes are delivered
+)
+
+// framingConn checks the request stream as net/http reads it. Reads come
+// from one goroutine at a time (net/http's connection reader guarantees
+// it), so the parser state needs no lock.
+type framingConn struct {
+	net.Conn
+	state     framingState
+	remaining int64
+	upgrade   bool   // the current message asked for a protocol upgrade
+	in        []byte // read from the socket, not yet checked
+	out       []byte // checked, to be returned to net/http
+	scratch   []byte
+}
+
+func (c *framingConn) Read(p []byte) (int, error) {
+	for len(c.out) == 0 {
+		if c.state == stateEnd {
+			return 0, io.EOF
+		}
+		if c.state == statePassthrough && len(c.in) == 0 {
+			return c.Conn.Read(p)
+		}
+		if c.advance() {
+			continue
+		}
+		if c.scratch == nil {
+			c.scratch = make([]byte, 32<<10)
+		}
+		n, err := c.Conn.Read(c.scratch)
+		c.in = append(c.in, c.scratch[:n]...)
+		if err != nil && n == 0 {
+			// Unchecked bytes stay buffered: a timeout is routine (net/http
+			// aborts its background read with one) and must not release
+			// them unchecked.
+			return 0, err
+		}
+	}
+	n := copy(p, c.out)
+	c.out = c.out[n:]
+	if len(c.out) == 0 {
+		c.out = nil
+	}
+	return n, nil
+}
+
+// CloseWrite lets net/http half-close after an error response, so the
+// client reads the response instead of a reset.
+func (c *framingConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
+// release moves n checked bytes of input to the output.
+func (c *framingConn) release(n int) {
+	c.out = append(c.out, c.in[:n]...)
+	c.in = c.in[n:]
+}
+
+// giveUp delivers what was read and ends the stream: net/http will refuse
+// the malformed message, and nothing after it goes unchecked.
+func (c *framingConn) giveUp() {
+	c.release(len(c.in))
+	c.state = stateEnd
+}
+
+// advance makes progress on buffered input and reports whether it did.
+func (c *framingConn) advance() bool {
+	switch c.state {
+	case stateHead:
+		return c.advanceHead()
+	case stateBody, stateChunkData:
+		if len(c.in) == 0 {
+			return false
+		}
+		if c.state == stateChunkData && c.remaining <= 2 {
+			return c.advanceChunkEnd()
+		}
+		n := int64(len(c.in))
+		if c.state == stateChunkData {
+			n = min(n, c.remaining-2)
+		} else {
+			n = min(n, c.remaining)
+		}
+		c.release(int(n))
+		c.remaining -= n
+		if c.state == stateBody && c.remaining == 0 {
+			c.endMessage()
+		}
+		return true
+	case stateChunkLine:
+		return c.advanceChunkLine()
+	case stateTrailer:
+		return c.advanceTrailer()
+	case statePassthrough:
+		if len(c.in) == 0 {
+			return false
+		}
+		c.release(len(c.in))
+		return true
+	}
+	return false
+}
+
+// endMessage starts on the next request, or steps aside after an upgrade.
+func (c *framingConn) endMessage() {
+	if c.upgrade {
+		c.state = statePassthrough
+		return
+	}
+	c.state = stateHead
+}
+
+func (c *framingConn) advanceHead() bool {
+	// net/http skips a few stray line breaks between requests.
+	skip := 0
+	for skip < len(c.in) && (c.in[skip] == '\r' || c.in[skip] == '\n') {
+		skip++
+	}
+	if skip > 0 {
+		c.release(skip)
+		return true
+	}
+	end := headEnd(c.in)
+	if end < 0 {
+		if len(c.in) > maxGuardedHead {
+			c.giveUp()
+			return true
+		}
+		return false
+	}
+	head := c.in[:end]
+	f, ok := readHead(head)
+	switch {
+	case !ok:
+		c.giveUp()
+		return true
+	case f.passthrough:
+		c.state = statePassthrough
+		return c.advance()
+	}
+	if f.ambiguous {
+		line := bytes.IndexByte(head, '\n') + 1
+		c.out = append(c.out, head[:line]...)
+		c.out = append(c.out, hdrAmbiguousFraming+": 1\r\n"...)
+		c.out = append(c.out, head[line:]...)
+		c.in = c.in[end:]
+	} else {
+		c.release(end)
+	}
+	c.upgrade = f.upgrade
+	switch {
+	case f.chunked:
+		c.state = stateChunkLine
+	case f.length > 0:
+		c.state, c.remaining = stateBody, f.length
+	default:
+		c.endMessage()
+	}
+	return true
+}
+
+// headEnd returns the length of the head (through its empty line), or -1
+// when the empty line has not arrived yet. Lines end in LF, with or
+// without CR, as net/http reads them.
+func headEnd(b []byte) int {
+	for i := 0; i < len(b); {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		line := b[i : i+j]
+		i += j + 1
+		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
+			return i
+		}
+	}
+	return -1
+}
+
+// framing is what a request head says about the message.
+type framing struct {
+	ambiguous   bool
+	chunked     bool
+	length      int64
+	upgrade     bool
+	passthrough bool // not HTTP/1: HTTP/2 prior knowledge
+}
+
+// readHead reads a complete head the way net/http does. ok is false when
+// net/http is sure to refuse it (then the guard need not follow the body).
+func readHead(head []byte) (f framing, ok bool) {
+	lines := bytes.Split(head, []byte("\n"))
+	for i, l := range lines {
+		lines[i] = bytes.TrimSuffix(l, []byte("\r"))
+	}
+	reqLine := lines[0]
+	if bytes.HasPrefix(reqLine, []byte("PRI * HTTP/2")) {
+		return framing{passthrough: true}, true
+	}
+	sp := bytes.LastIndexByte(reqLine, ' ')
+	if sp < 0 {
+		return f, false
+	}
+	proto := string(reqLine[sp+1:])
+	major, minor, okProto := parseHTTPVersion(proto)
+	if !okProto || major != 1 {
+		return f, false
+	}
+	http11 := minor >= 1
+	var cl, te [][]byte
+	hosts := 0
+	lastFraming := false
+	for _, l := range lines[1:] {
+		if len(l) == 0 {
+			break
+		}
+		if l[0] == ' ' || l[0] == '\t' {
+			// A folded line continues the previous header's value.
+			if lastFraming {
+				f.ambiguous = true
+			}
+			continue
+		}
+		colon := bytes.IndexByte(l, ':')
+		if colon <= 0 {
+			return f, false
+		}
+		name, value := l[:colon], bytes.Trim(l[colon+1:], " \t")
+		lastFraming = true
+		switch {
+		case asciiEqualFold(name, "content-length"):
+			cl = append(cl, value)
+		case asciiEqualFold(name, "transfer-encoding"):
+			te = append(te, value)
+		case asciiEqualFold(name, "host"):
+			hosts++
+		case asciiEqualFold(name, "upgrade"):
+			f.upgrade = true
+			lastFraming = false
+		default:
+			lastFraming = false
+		}
+	}
+	if len(cl) > 1 || hosts > 1 || (len(te) > 0 && (len(cl) > 0 || !http11 || len(te) > 1)) {
+		f.ambiguous = true
+	}
+	if len(te) > 0 && http11 {
+		if len(te) != 1 || !asciiEqualFold(te[0], "chunked") {
+			return f, false // net/http answers 501 and closes
+		}
+		f.chunked = true
+		return f, true
+	}
+	if len(cl) > 0 {
+		for _, v := range cl[1:] {
+			if !bytes.Equal(v, cl[0]) {
+				return f, false // net/http refuses differing lengths
+			}
+		}
+		n, err := strconv.ParseUint(string(cl[0]), 10, 63)
+		if err != nil {
+			return f, false
+		}
+		f.length = int64(n)
+	}
+	return f, true
+}
+
+func parseHTTPVersion(v string) (major, minor int, ok bool) {
+	if len(v) != len("HTTP/1.1") || v[:5] != "HTTP/" || v[6] != '.' {
+		return 0, 0, false
+	}
+	if v[5] < '0' || v[5] > '9' || v[7] < '0' || v[7] > '9' {
+		return 0, 0, false
+	}
+	return int(v[5] - '0'), int(v[7] - '0'), true
+}
+
+func asciiEqualFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// advanceChunkLine reads a chunk-size line; net/http requires CRLF there.
+func (c *framingConn) advanceChunkLine() bool {
+	i := bytes.IndexByte(c.in, '\n')
+	if i < 0 {
+		if len(c.in) > maxGuardedChunkLine {
+			c.giveUp()
+			return true
+		}
+		return false
+	}
+	line := c.in[:i]
+	if len(line) == 0 || line[len(line)-1] != '\r' || bytes.IndexByte(line[:len(line)-1], '\r') >= 0 {
+		c.giveUp()
+		return true
+	}
+	line = line[:len(line)-1]
+	if semi := bytes.IndexByte(line, ';'); semi >= 0 {
+		line = line[:semi]
+	}
+	line = bytes.Trim(line, " \t")
+	size, err := strconv.ParseUint(string(line), 16, 64)
+	if err != nil || len(line) > 16 || size > 1<<62 {
+		c.giveUp()
+		return true
+	}
+	c.release(i + 1)
+	if size == 0 {
+		c.state = stateTrailer
+		return true
+	}
+	c.state, c.remaining = stateChunkData, int64(size)+2
+	return true
+}
+
+// advanceChunkEnd checks the CRLF after a chunk's data.
+func (c *framingConn) advanceChunkEnd() bool {
+	want := "\r\n"[2-c.remaining:]
+	n := min(len(c.in), len(want))
+	if string(c.in[:n]) != want[:n] {
+		c.giveUp()
+		return true
+	}
+	c.release(n)
+	c.remaining -= int64(n)
+	if c.remaining == 0 {
+		c.state = stateChunkLine
+	}
+	return true
+}
+
+// advanceTrailer skips trailer fields up to the empty line.
+func (c *framingConn) advanceTrailer() bool {
+	i := bytes.IndexByte(c.in, '\n')
+	if i < 0 {
+		if len(c.in) > maxGuardedHead {
+			c.giveUp()
+			return true
+		}
+		return false
+	}
+	empty := i == 0 || (i == 1 && c.in[0] == '\r')
+	c.release(i + 1)
+	if empty {
+		c.endMessage()
+	}
+	return true
+}

@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Raw HTTP/1.1 over TCP, for the attacks net/http's client would normalize
+// away (dot segments, absolute-form targets, duplicate or conflicting
+// framing headers).
+
+// guarded serves the harness's gateway on a second listener wrapped with
+// GuardFraming, as cmd/gatehouse does, and returns its address.
+func (h *harness) guarded() string {
+	h.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	hs := &http.Server{Handler: h.srv, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(GuardFraming(ln)) }()
+	h.t.Cleanup(func() { _ = hs.Close() })
+	return ln.Addr().String()
+}
+
+// addr is the harness's own listener (no framing guard).
+func (h *harness) addr() string { return strings.TrimPrefix(h.URL, "http://") }
+
+// rawResponse is one response read off a raw connection.
+type rawResponse struct {
+	status int
+	header http.Header
+	body   string
+	close  bool // the server said Connection: close
+}
+
+// rawExchange writes raw to addr and reads every response the server sends
+// until it closes the connection or goes quiet. Requests in raw should say
+// "Connection: close" on the last one so the exchange ends promptly.
+func rawExchange(t *testing.T, addr, raw string) []rawResponse {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	br := bufio.NewReader(conn)
+	var out []rawResponse
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return out
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out = append(out, rawResponse{status: resp.StatusCode, header: resp.Header, body: string(body), close: resp.Close})
+		if resp.Close {
+			return out
+		}
+		// A short quiet period ends the exchange for servers that keep
+		// the connection open after the last expected response.
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	}
+}
+
+// rawGet sends one request line and headers (without the final empty line)
+// and returns the single response.
+func rawGet(t *testing.T, addr, target string, headers ...string) rawResponse {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("GET " + target + " HTTP/1.1\r\nHost: " + addr + "\r\n")
+	for _, h := range headers {
+		b.WriteString(h + "\r\n")
+	}
+	b.WriteString("Connection: close\r\n\r\n")
+	resps := rawExchange(t, addr, b.String())
+	if len(resps) == 0 {
+		t.Fatalf("GET %q: no response", target)
+	}
+	return resps[0]
+}
