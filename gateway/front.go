@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,33 +24,54 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r, done = s.streams.track(r)
 		defer done()
 	}
-	rec := &statusRecorder{ResponseWriter: w, upgrade: len(r.Header["Upgrade"]) > 0}
-	decision := s.serve(rec, r)
+	rec := &statusRecorder{ResponseWriter: w}
+	ip := s.clientIP(r)
+	// Deferred so a response the proxy cannot finish (the client or the
+	// upstream went away mid-body: ReverseProxy then panics with
+	// http.ErrAbortHandler) is still counted and logged.
+	defer s.logRequest(r, rec, ip, start)
+	rec.decision = s.serve(rec, r, ip)
+}
+
+// logRequest counts the request and writes its access log line. It hands
+// the record to the handler itself: Logger.LogAttrs would also capture the
+// caller's program counter on every request, which this line never shows.
+func (s *Server) logRequest(r *http.Request, rec *statusRecorder, ip string, start time.Time) {
+	decision := rec.decision
+	if decision == "" {
+		decision = "aborted"
+	}
 	s.metrics.request(decision, rec.status)
-	s.log.LogAttrs(r.Context(), levelFor(rec.status), "request",
+	status := rec.statusOrOK()
+	level := levelFor(status)
+	ctx := r.Context()
+	h := s.log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	end := s.now()
+	line := slog.NewRecord(end, level, "request", 0)
+	line.AddAttrs(
 		slogString("method", r.Method),
 		slogString("path", r.URL.Path),
-		slogInt("status", rec.statusOrOK()),
+		slogInt("status", status),
 		slogString("decision", decision),
-		slogString("ip", s.clientIP(r)),
-		slogDuration("duration", s.now().Sub(start)),
+		slogString("ip", ip),
+		slogDuration("duration", end.Sub(start)),
 		slogString("request_id", requestID(r)),
 	)
+	_ = h.Handle(ctx, line)
 }
 
 // serve answers the request and returns the decision it made, for the
-// access log and metrics.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
+// access log and metrics. ip is the client's address (see ClientIP).
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, ip string) string {
 	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") {
 		// Absolute-form targets and CONNECT are for forward proxies.
 		s.writeError(w, r, http.StatusBadRequest, "bad_request", "")
 		return "rejected"
 	}
-	if len(r.Header["Content-Length"]) > 1 || (len(r.TransferEncoding) > 0 && len(r.Header["Content-Length"]) > 0) ||
-		len(r.Header[hdrAmbiguousFraming]) > 0 {
-		// net/http hides most ambiguous framing from handlers; GuardFraming
-		// marks it. Nothing more is read from this connection.
-		w.Header().Set("Connection", "close")
+	if len(r.Header["Content-Length"]) > 1 || (len(r.TransferEncoding) > 0 && len(r.Header["Content-Length"]) > 0) {
 		s.writeError(w, r, http.StatusBadRequest, "bad_request", "")
 		return "rejected"
 	}
@@ -73,13 +95,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
 
 	rs := s.settings()
 	d := rs.access.Decide(r.Host, r.Method, path)
-	if overrideConflicts(rs.access, r, path, d) {
-		s.writeError(w, r, http.StatusBadRequest, "bad_request", "")
-		return "rejected"
-	}
 	f := &forward{
 		path:     path,
-		clientIP: s.clientIP(r),
+		clientIP: ip,
 		proto:    s.proto(r),
 		host:     r.Host,
 		reqID:    requestID(r),
@@ -110,9 +128,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
 		s.writeError(w, r, http.StatusForbidden, "forbidden", id.Email)
 		return "denied"
 	}
-	if isWebSocket(r) && !s.sameSiteOrigin(r.Header.Get("Origin"), rs) {
+	if isUpgrade(r) && !s.sameSiteOrigin(r.Header.Get("Origin"), rs) {
 		// Cross-site WebSocket hijacking: the cookie rides along on a
-		// cross-site upgrade, so the origin must be ours.
+		// cross-site upgrade, so the origin must be ours. Any protocol
+		// switch is held to this, not only one spelled "websocket".
 		s.writeError(w, r, http.StatusForbidden, "forbidden", id.Email)
 		return "denied"
 	}
@@ -152,34 +171,14 @@ func isBrowser(r *http.Request) bool {
 		strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
+// isUpgrade: the request asks to switch protocols, as ReverseProxy reads
+// it (it passes any protocol name through).
+func isUpgrade(r *http.Request) bool {
+	return len(r.Header["Upgrade"]) > 0 && headerHasToken(r.Header["Connection"], "upgrade")
+}
+
 func isWebSocket(r *http.Request) bool {
 	return headerHasToken(r.Header["Connection"], "upgrade") && headerHasToken(r.Header["Upgrade"], "websocket")
-}
-
-// methodOverrides are the headers, in normalized form (see isSpoofable),
-// through which many frameworks let a request ask for another method.
-var methodOverrides = map[string]bool{
-	"x-http-method-override": true,
-	"x-http-method":          true,
-	"x-method-override":      true,
-}
-
-// overrideConflicts reports whether a method-override header, in any
-// spelling, names a method the rules decide differently from the request's
-// own: the upstream might run that method, so the request is refused rather
-// than decided on a method it may not be.
-func overrideConflicts(a *Access, r *http.Request, path string, d Decision) bool {
-	for k, vs := range r.Header {
-		if len(k) > 32 || !methodOverrides[normalizeLong(k)] {
-			continue
-		}
-		for _, v := range vs {
-			if o := a.Decide(r.Host, strings.TrimSpace(v), path); o.Rule != d.Rule || o.Policy != d.Policy {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // dropH2CUpgrade refuses to pass an h2c upgrade through: the upstream would
@@ -294,26 +293,20 @@ func (s *Server) recordEvent(ip, ua, typ, email, outcome, detail string) {
 // Flush, Hijack and friends through (http.ResponseController unwraps it).
 type statusRecorder struct {
 	http.ResponseWriter
-	status  int
-	upgrade bool // the request asked for a protocol upgrade
+	status   int
+	decision string // set when serve returns; "" while the response is unfinished
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
 	if r.status == 0 {
 		r.status = code
-		if r.upgrade && code != http.StatusSwitchingProtocols {
-			// An upgrade that did not happen ends the connection: what
-			// the client sends next was meant for another protocol, and
-			// GuardFraming no longer follows it.
-			r.Header().Set("Connection", "close")
-		}
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *statusRecorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
-		r.WriteHeader(http.StatusOK)
+		r.status = http.StatusOK
 	}
 	return r.ResponseWriter.Write(b)
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,11 +41,12 @@ func TestHopByHopHeadersAreRemovedBothWays(t *testing.T) {
 	h := newHarness(t)
 	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Connection", "X-Upstream-Hop, X-Request-Id")
+		hd.Set("Connection", "X-Upstream-Hop")
 		hd.Set("X-Upstream-Hop", "secret-to-the-hop")
 		hd.Set("Keep-Alive", "timeout=5")
 		hd.Set("Proxy-Authenticate", "Basic")
 		hd.Set("X-Upstream-End", "kept")
+		hd.Set("X-Request-Id", r.Header.Get("X-Request-Id")) // echoed, as many apps do
 		_, _ = io.WriteString(w, "ok")
 	}
 	b := h.browser()
@@ -170,6 +172,12 @@ func TestTrailersArePreserved(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Trailer", "X-Checksum, X-Rows")
 		w.Header().Set("X-Req-Trailer", r.Trailer.Get("X-Client-Sum"))
+		var names []string
+		for k := range r.Trailer {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		w.Header().Set("X-Req-Trailer-Names", strings.Join(names, ","))
 		w.Header().Set("X-Req-Te", r.Header.Get("Te"))
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(body)
@@ -180,7 +188,15 @@ func TestTrailersArePreserved(t *testing.T) {
 	}
 	req, _ := http.NewRequest(http.MethodPost, h.URL+"/public/trailers", io.NopCloser(strings.NewReader("payload")))
 	req.ContentLength = -1
-	req.Trailer = http.Header{"X-Client-Sum": {"client-999"}}
+	req.Trailer = http.Header{
+		"X-Client-Sum": {"client-999"},
+		// Trailers the gateway owns never reach the upstream: a server
+		// that merges trailers into headers would believe them.
+		"X-Auth-Request-Email": {"mallory@evil.com"},
+		"Remote-User":          {"mallory@evil.com"},
+		"X-Forwarded-For":      {"6.6.6.6"},
+		"Authorization":        {"Bearer stolen"},
+	}
 	req.Header.Set("Te", "trailers")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -193,6 +209,9 @@ func TestTrailersArePreserved(t *testing.T) {
 	}
 	if v := resp.Header.Get("X-Req-Trailer"); v != "client-999" {
 		t.Errorf("request trailer at the upstream = %q", v)
+	}
+	if v := resp.Header.Get("X-Req-Trailer-Names"); v != "X-Client-Sum" {
+		t.Errorf("request trailers at the upstream = %q, want only X-Client-Sum", v)
 	}
 	if v := resp.Header.Get("X-Req-Te"); v != "trailers" {
 		t.Errorf("TE at the upstream = %q", v)

@@ -58,6 +58,7 @@ func TestRoutesPrecedence(t *testing.T) {
 		{"host and prefix route first", cookie, "api.example.com", "/v1/users", 200, "api-v1 /v1/users rita@example.com"},
 		{"prefix matches whole segments only", cookie, "api.example.com", "/v1x", 200, "api /v1x rita@example.com"},
 		{"host route with port in Host", cookie, "api.example.com:8443", "/other", 200, "api /other rita@example.com"},
+		{"host route, fully qualified with a trailing dot", cookie, "api.example.com.", "/other", 200, "api /other rita@example.com"},
 		{"host route, host in upper case", cookie, "API.EXAMPLE.COM", "/other", 200, "api /other rita@example.com"},
 		{"prefix route on any host", cookie, "www.example.com", "/docs/intro", 200, "docs /docs/intro "},
 		{"prefix route, exact path", cookie, "www.example.com", "/docs", 200, "docs /docs "},

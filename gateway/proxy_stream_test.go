@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -218,5 +220,91 @@ func TestAbortedStreamLeavesNoHalfReadConnection(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || string(body) != want {
 			t.Fatalf("round %d: status %d, body %.40q, want %q", i, resp.StatusCode, body, want)
 		}
+	}
+}
+
+// captureHandler keeps every log record, for tests that read the log.
+type captureHandler struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (c *captureHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (c *captureHandler) Handle(_ context.Context, r slog.Record) error {
+	c.mu.Lock()
+	c.recs = append(c.recs, r.Clone())
+	c.mu.Unlock()
+	return nil
+}
+func (c *captureHandler) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *captureHandler) WithGroup(string) slog.Handler      { return c }
+
+// requestLines returns the access log lines as attribute maps.
+func (c *captureHandler) requestLines() []map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []map[string]string
+	for _, r := range c.recs {
+		if r.Message != "request" {
+			continue
+		}
+		m := map[string]string{}
+		r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.String(); return true })
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestAbortedResponseIsStillLogged: when the client leaves mid-body the
+// proxy aborts the handler, and the request still gets its access log line.
+func TestAbortedResponseIsStillLogged(t *testing.T) {
+	logs := &captureHandler{}
+	h := newHarness(t, func(o *Options) { o.Logger = slog.New(logs) })
+	sent := make(chan struct{})
+	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		chunk := strings.Repeat("z", 32<<10)
+		for i := 0; ; i++ {
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
+			_ = http.NewResponseController(w).Flush()
+			if i == 0 {
+				close(sent)
+			}
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, h.URL+"/public/endless", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-sent
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	_ = resp.Body.Close()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, line := range logs.requestLines() {
+			if line["path"] == "/public/endless" {
+				if line["decision"] != "aborted" || line["status"] != "200" || line["request_id"] == "" {
+					t.Fatalf("access log line %v, want decision aborted, status 200 and a request id", line)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no access log line for the aborted request; lines: %v", logs.requestLines())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -303,3 +303,50 @@ func TestH2CUpgradeIsNotPassed(t *testing.T) {
 		})
 	}
 }
+
+// TestAnyUpgradeNeedsSameSiteOrigin: the cross-site check holds for every
+// protocol switch on a protected path, not only one named "websocket".
+func TestAnyUpgradeNeedsSameSiteOrigin(t *testing.T) {
+	h := newHarness(t)
+	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "custom/1") {
+			_, _ = w.Write([]byte("no upgrade"))
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: custom/1\r\n\r\nswitched")
+		_ = brw.Flush()
+	}
+	b := h.browser()
+	b.signIn("uri@example.com", "/")
+	host := strings.TrimPrefix(h.URL, "http://")
+	for _, tc := range []struct {
+		name, origin string
+		want         int
+	}{
+		{"cross-site", "https://evil.example", http.StatusForbidden},
+		{"no origin", "", http.StatusForbidden},
+		{"same origin", h.URL, http.StatusSwitchingProtocols},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := h.up.count()
+			origin := ""
+			if tc.origin != "" {
+				origin = "Origin: " + tc.origin + "\r\n"
+			}
+			resp, _ := rawRequest(t, h, "GET /tunnel HTTP/1.1\r\nHost: "+host+"\r\n"+
+				"Connection: Upgrade\r\nUpgrade: custom/1\r\n"+origin+
+				"Cookie: "+h.srv.cookie+"="+b.sessionCookie()+"\r\n\r\n")
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+			if reached := h.up.count() > before; reached != (tc.want == http.StatusSwitchingProtocols) {
+				t.Fatalf("upstream reached = %v", reached)
+			}
+		})
+	}
+}
