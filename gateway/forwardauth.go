@@ -205,11 +205,7 @@ func (s *Server) handleForwardAuth(c *fiber.Ctx) error {
 	o, err := parseOriginal(http.Header(c.GetReqHeaders()))
 	if err != nil {
 		s.log.Warn("forward-auth request refused", "reason", err.Error(), "ip", ip)
-		if o.dialect == dialectNginx {
-			// nginx turns anything but 401 and 403 into a 500.
-			return s.jsonError(c, http.StatusForbidden, "bad_request")
-		}
-		return s.jsonError(c, http.StatusBadRequest, "bad_request")
+		return s.refuseOriginal(c, o.dialect)
 	}
 	rs := s.settings()
 	d := rs.access.Decide(o.host, o.method, o.path)
@@ -237,6 +233,16 @@ func (s *Server) handleForwardAuth(c *fiber.Ctx) error {
 		return s.pageError(c, http.StatusForbidden, "forbidden", id.Email)
 	}
 	return allow(c, id.Email)
+}
+
+// refuseOriginal answers a request whose description parseOriginal
+// refused: 400, except to nginx, which turns anything but 401 and 403 into
+// a 500.
+func (s *Server) refuseOriginal(c *fiber.Ctx, d dialect) error {
+	if d == dialectNginx {
+		return s.jsonError(c, http.StatusForbidden, "bad_request")
+	}
+	return s.jsonError(c, http.StatusBadRequest, "bad_request")
 }
 
 // allow answers 200 with every identity and group header, empty ones
