@@ -1,10 +1,15 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"image"
+	"image/png"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +17,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"gatehouse/pages"
 )
 
 // TestBrowser proves every sign-in flow in a real Chromium. The subtests
@@ -24,6 +31,7 @@ func TestBrowser(t *testing.T) {
 	}{
 		{"protected page, sign-in, app, sign-out", browserSignInAndOut},
 		{"wrong code, then the right one", browserWrongCode},
+		{"too many wrong tries void the code", browserTooManyTries},
 		{"expired code, then a new one", browserExpiredCode},
 		{"resend cooldown counts down", browserResendCooldown},
 		{"one-click link asks before signing in", browserOneClickLink},
@@ -32,6 +40,7 @@ func TestBrowser(t *testing.T) {
 		{"phone 375 px wide", browserPhone},
 		{"keyboard only, without javascript", browserKeyboardOnly},
 		{"403 offers another account, 502 and 504 pages", browserErrorPages},
+		{"branding: name, logo, accent color, template override", browserBranding},
 		{"screenshots of every page", browserScreenshots},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, c) })
@@ -151,6 +160,34 @@ func browserWrongCode(t *testing.T, c *chrome) {
 	b.checkA11y("code page with an error")
 	if st := b.enterCode(code); st != 200 || b.path() != "/inbox" {
 		t.Fatalf("right code after a wrong one: status %d at %q", st, b.path())
+	}
+}
+
+func browserTooManyTries(t *testing.T, c *chrome) {
+	h := newHarness(t)
+	b := h.newTab(c, tabOptions{})
+	b.open("/.gatehouse/login?rd=/inbox")
+	b.requestCode("ben@example.com")
+	code := h.mail.WaitFor(t, "ben@example.com", 1).Code()
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	const tooMany = "Too many wrong tries, so this code no longer works. Send a new code below."
+	for i := 0; i < 5; i++ {
+		b.enterCode(wrong)
+	}
+	if st := b.enterCode(code); st != http.StatusUnauthorized {
+		t.Fatalf("right code after 5 wrong tries: status %d, want 401", st)
+	}
+	if got := b.text("#form-error"); got != tooMany {
+		t.Errorf("after 5 wrong tries the page says %q", got)
+	}
+	if st := b.click("form.resend button"); st != 200 {
+		t.Fatalf("send a new code: status %d", st)
+	}
+	if st := b.enterCode(h.mail.WaitFor(t, "ben@example.com", 2).Code()); st != 200 || b.path() != "/inbox" {
+		t.Fatalf("new code after too many tries: status %d at %q", st, b.path())
 	}
 }
 
@@ -504,5 +541,64 @@ func browserErrorPages(t *testing.T, c *chrome) {
 	}
 	if got := b.text("h1"); got != "Service too slow" {
 		t.Errorf("504 heading = %q", got)
+	}
+}
+
+func browserBranding(t *testing.T, c *chrome) {
+	dir := t.TempDir()
+	logo := image.NewRGBA(image.Rect(0, 0, 4, 2))
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, logo); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "logo.png"), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	override := `{{define "title"}}{{t "login.title"}}{{end}}{{define "main"}}<h1>{{tf "login.heading" "app" .App}}</h1>` +
+		`<p class="lead" id="custom">Staff only.</p>` +
+		`<form method="post" action="{{.Prefix}}/login">{{template "csrf" .}}<input type="hidden" name="rd" value="{{.V.RD}}">` +
+		`<label for="email">{{t "login.email_label"}}</label><input id="email" name="email" type="email" autocomplete="email">` +
+		`<p id="form-error" role="alert" aria-live="polite"></p><button class="primary" type="submit">{{t "login.submit"}}</button></form>{{end}}`
+	if err := os.WriteFile(filepath.Join(dir, "login.html"), []byte(override), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(o *Options) {
+		p, err := pages.New(pages.Options{
+			AppName: "Acme Tools", AccentColor: "#7c3aed", Logo: Prefix + "/static/logo.png", TemplatesDir: dir,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Settings.Pages = p
+		o.Settings.AppName = "Acme Tools"
+	})
+	b := h.newTab(c, tabOptions{})
+	b.open("/tools")
+	if got := b.text("h1"); got != "Sign in to Acme Tools" {
+		t.Errorf("heading = %q", got)
+	}
+	if got := eval[string](b, "document.title"); got != "Sign in · Acme Tools" {
+		t.Errorf("title = %q", got)
+	}
+	if got := b.text("#custom"); got != "Staff only." {
+		t.Errorf("the overriding template was not used: %q", got)
+	}
+	if w := eval[int](b, `document.querySelector("img.logo").naturalWidth`); w != 4 {
+		t.Errorf("logo served by Gatehouse has natural width %d, want 4", w)
+	}
+	if got := eval[string](b, `getComputedStyle(document.querySelector("button.primary")).backgroundColor`); got != "rgb(124, 58, 237)" {
+		t.Errorf("button color = %q, want the accent #7c3aed", got)
+	}
+	resp := h.browser().get(Prefix + "/static/logo.png")
+	if ct, csp := resp.Header.Get("Content-Type"), resp.Header.Get("Content-Security-Policy"); resp.StatusCode != 200 || ct != "image/png" || !strings.Contains(csp, "sandbox") {
+		t.Errorf("logo: status %d, Content-Type %q, CSP %q", resp.StatusCode, ct, csp)
+	}
+	b.checkA11y("branded sign-in page")
+	b.requestCode("kim@example.com")
+	if got := b.text(".brand"); got != "Acme Tools" {
+		t.Errorf("code page brand = %q", got)
+	}
+	if msg := h.mail.WaitFor(t, "kim@example.com", 1); msg.Subject != "Your Acme Tools sign-in code" {
+		t.Errorf("mail subject = %q", msg.Subject)
 	}
 }

@@ -45,7 +45,7 @@ type Options struct {
 	AppName         string // shown in titles, the header and mails; "" = "Gatehouse"
 	Logo            string // "" or a data:image/ URL or an absolute path; shown in the header as <img alt="">
 	AccentColor     string // "#rgb" or "#rrggbb"; "" = "#2563eb"
-	TemplatesDir    string // a file here replaces the embedded template of the same name (other .html/.txt names are an error); "" = embedded only
+	TemplatesDir    string // a file here replaces the embedded template of the same name (other .html/.txt names are an error), and images here (.png .svg .jpg .jpeg .gif .webp .ico, up to 1 MiB) are served with the static files, for a logo such as "/.gatehouse/static/logo.svg"; "" = embedded only
 	DefaultLanguage string // one of Languages(); "" = "en"
 	Prefix          string // URL prefix of Gatehouse's own pages; "" = "/.gatehouse"
 }
@@ -380,6 +380,9 @@ func (r *Renderer) buildStatic() error {
 	buf.WriteString(r.theme.css())
 	buf.Write(css)
 	r.static = staticFS{"style.css": buf.Bytes(), "app.js": js}
+	if err := r.static.addImages(r.opts.TemplatesDir); err != nil {
+		return err
+	}
 	r.cssURL = r.opts.Prefix + "/static/style.css?v=" + r.static.version("style.css")
 	r.jsURL = r.opts.Prefix + "/static/app.js?v=" + r.static.version("app.js")
 	return nil

@@ -3,6 +3,7 @@ package pages
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -735,6 +736,66 @@ func TestConfirmHeading(t *testing.T) {
 			}
 			if !strings.Contains(buf.String(), "<h1>"+c.want+"</h1>") {
 				t.Errorf("heading is not %q in:\n%s", c.want, buf.String())
+			}
+		})
+	}
+}
+
+func TestTemplatesDirImages(t *testing.T) {
+	cases := []struct {
+		name    string
+		files   map[string][]byte
+		wantErr string
+		served  []string
+		hidden  []string
+	}{
+		{
+			name:   "images are served, other files are not",
+			files:  map[string][]byte{"logo.svg": []byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`), "icon.PNG": {0x89, 'P', 'N', 'G'}, "notes.md": []byte("x")},
+			served: []string{"logo.svg", "icon.PNG", "style.css", "app.js"},
+			hidden: []string{"notes.md"},
+		},
+		{
+			name:    "too large",
+			files:   map[string][]byte{"big.png": make([]byte, maxImage+1)},
+			wantErr: "big.png",
+		},
+		{
+			name:    "name not usable in a URL",
+			files:   map[string][]byte{"my logo.png": {1}},
+			wantErr: "my logo.png",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, body := range c.files {
+				if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r, err := New(Options{TemplatesDir: dir, Logo: "/.gatehouse/static/logo.svg"})
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("New error = %v, want one naming %s", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range c.served {
+				if _, err := fs.ReadFile(r.Static(), name); err != nil {
+					t.Errorf("%s is not served: %v", name, err)
+				}
+			}
+			for _, name := range c.hidden {
+				if _, err := fs.ReadFile(r.Static(), name); err == nil {
+					t.Errorf("%s is served", name)
+				}
+			}
+			if got, _ := fs.ReadFile(r.Static(), "logo.svg"); string(got) != string(c.files["logo.svg"]) {
+				t.Errorf("logo.svg = %q", got)
 			}
 		})
 	}

@@ -4,15 +4,62 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
 // staticFS is a read-only, flat, in-memory file system of the generated
 // static assets.
 type staticFS map[string][]byte
+
+// maxImage bounds each image taken from the templates directory: a logo,
+// not a photo gallery.
+const maxImage = 1 << 20
+
+// imageExts are the image files a templates directory may add to the static
+// files.
+var imageExts = map[string]bool{".png": true, ".svg": true, ".jpg": true, ".jpeg": true, ".gif": true, ".webp": true, ".ico": true}
+
+// addImages adds the image files directly in dir ("" = none), so that a
+// logo can be served by Gatehouse itself.
+func (s staticFS) addImages(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read templates dir: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !imageExts[strings.ToLower(path.Ext(name))] {
+			continue
+		}
+		if !fs.ValidPath(name) || strings.ContainsAny(name, "\\?#% \"'<>") {
+			return fmt.Errorf("templates dir: image name %q is not usable in a URL", name)
+		}
+		info, err := e.Info()
+		if err != nil {
+			return fmt.Errorf("stat image %s: %w", name, err)
+		}
+		if info.Size() > maxImage {
+			return fmt.Errorf("templates dir: image %s is %d bytes, more than %d", name, info.Size(), maxImage)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("read image %s: %w", name, err)
+		}
+		s[name] = b
+	}
+	return nil
+}
 
 // version is a short content hash of the named file, used to bust caches.
 func (s staticFS) version(name string) string {
