@@ -163,6 +163,32 @@ func joinRepeated(h http.Header) {
 			h[k] = []string{strings.Join(v, ", ")}
 		}
 	}
+	// Every method an override header names must be seen.
+	for k, v := range h {
+		if len(v) > 1 && len(k) <= 32 && methodOverrides[normalizeLong(k)] {
+			h[k] = []string{strings.Join(v, ",")}
+		}
+	}
+}
+
+// overrideConflict is proxy mode's method-override check applied to the
+// original request: the fronting proxy passes the client's headers to the
+// app, so a method-override header (any spelling, any of a comma-separated
+// list) naming a method the rules decide differently refuses the request.
+func overrideConflict(a *Access, h http.Header, o original, d Decision) bool {
+	for k, vs := range h {
+		if len(k) > 32 || !methodOverrides[normalizeLong(k)] {
+			continue
+		}
+		for _, v := range vs {
+			for _, m := range strings.Split(v, ",") {
+				if x := a.Decide(o.host, strings.TrimSpace(m), o.path); x.Rule != d.Rule || x.Policy != d.Policy {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // single returns the one value of header k and refuses a missing one or one
@@ -202,13 +228,18 @@ func (s *Server) handleForwardAuth(c *fiber.Ctx) error {
 		s.log.Warn("forward-auth request from a peer not in server.trusted_proxies", "ip", ip)
 		return s.jsonError(c, http.StatusUnauthorized, "untrusted_proxy")
 	}
-	o, err := parseOriginal(http.Header(c.GetReqHeaders()))
+	h := http.Header(c.GetReqHeaders())
+	o, err := parseOriginal(h)
 	if err != nil {
 		s.log.Warn("forward-auth request refused", "reason", err.Error(), "ip", ip)
 		return s.refuseOriginal(c, o.dialect)
 	}
 	rs := s.settings()
 	d := rs.access.Decide(o.host, o.method, o.path)
+	if overrideConflict(rs.access, h, o, d) {
+		s.log.Warn("forward-auth request refused", "reason", "method override decided differently", "ip", ip)
+		return s.refuseOriginal(c, o.dialect)
+	}
 	switch d.Policy {
 	case PolicyDeny:
 		s.recordEvent(ip, c.Get("User-Agent"), "access.denied", "", "denied", "rule")

@@ -250,6 +250,7 @@ func walk(t *testing.T, s *stack) {
 		}{
 			{"signed in", b, "/reports/q3", http.StatusOK, alice},
 			{"anonymous on a public path", s.browser(), "/public/logo.txt", http.StatusOK, ""},
+			{"anonymous on a GET-only public path", s.browser(), "/healthz", http.StatusOK, ""},
 			{"anonymous on a protected path", s.browser(), "/reports/q3", http.StatusUnauthorized, ""},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -374,24 +375,32 @@ func walk(t *testing.T, s *stack) {
 			path   string
 			accept string
 			status int // 0: any 4xx
+			header []string
 		}{
-			{"deny rule", b, "GET", "/internal/report", "text/html", http.StatusForbidden},
-			{"not on the rule's list", b, "GET", "/admin/users", "text/html", http.StatusForbidden},
-			{"repeated slash into a denied path", b, "GET", "//internal/report", "text/html", http.StatusForbidden},
-			{"escaped letter into a denied path", b, "GET", "/%69nternal/report", "text/html", http.StatusForbidden},
-			{"dot segment out of a public path", b, "GET", "/public/../internal/report", "text/html", 0},
-			{"encoded dot segment", b, "GET", "/public/%2e%2e/internal/report", "text/html", 0},
-			{"encoded slash", b, "GET", "/public%2f..%2finternal/report", "text/html", 0},
-			{"encoded backslash", b, "GET", "/public/..%5cinternal/report", "text/html", 0},
-			{"path parameter dots", b, "GET", "/public/..;/internal/report", "text/html", 0},
-			{"double-encoded dots", b, "GET", "/public/%252e%252e/internal/report", "text/html", 0},
-			{"anonymous API call", anonAPI, "GET", "/api/items", "application/json", http.StatusUnauthorized},
-			{"anonymous form post", anonAPI, "POST", "/reports/q3", "text/html", http.StatusUnauthorized},
-			{"anonymous on a denied path", anonAPI, "GET", "/internal/report", "text/html", http.StatusForbidden},
+			{"deny rule", b, "GET", "/internal/report", "text/html", http.StatusForbidden, nil},
+			{"not on the rule's list", b, "GET", "/admin/users", "text/html", http.StatusForbidden, nil},
+			{"repeated slash into a denied path", b, "GET", "//internal/report", "text/html", http.StatusForbidden, nil},
+			{"escaped letter into a denied path", b, "GET", "/%69nternal/report", "text/html", http.StatusForbidden, nil},
+			{"dot segment out of a public path", b, "GET", "/public/../internal/report", "text/html", 0, nil},
+			{"encoded dot segment", b, "GET", "/public/%2e%2e/internal/report", "text/html", 0, nil},
+			{"encoded slash", b, "GET", "/public%2f..%2finternal/report", "text/html", 0, nil},
+			{"encoded backslash", b, "GET", "/public/..%5cinternal/report", "text/html", 0, nil},
+			{"path parameter dots", b, "GET", "/public/..;/internal/report", "text/html", 0, nil},
+			{"matrix parameter into a denied path", b, "GET", "/internal;x/report", "text/html", http.StatusForbidden, nil},
+			{"double-encoded dots", b, "GET", "/public/%252e%252e/internal/report", "text/html", 0, nil},
+			{"anonymous API call", anonAPI, "GET", "/api/items", "application/json", http.StatusUnauthorized, nil},
+			{"anonymous form post", anonAPI, "POST", "/reports/q3", "text/html", http.StatusUnauthorized, nil},
+			{"anonymous on a denied path", anonAPI, "GET", "/internal/report", "text/html", http.StatusForbidden, nil},
+			{"method override on a GET-only public path", anonAPI, "GET", "/healthz", "application/json", 0, []string{"X-HTTP-Method-Override", "POST"}},
+			{"method override in another spelling", anonAPI, "GET", "/healthz", "application/json", 0, []string{"X-Method-Override", "DELETE"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				before := len(s.up.requests())
-				resp := tc.who.do(tc.method, s.appOrigin()+tc.path, nil, http.Header{"Accept": {tc.accept}})
+				hdr := http.Header{"Accept": {tc.accept}}
+				for i := 0; i+1 < len(tc.header); i += 2 {
+					hdr.Add(tc.header[i], tc.header[i+1])
+				}
+				resp := tc.who.do(tc.method, s.appOrigin()+tc.path, nil, hdr)
 				if tc.status != 0 && resp.StatusCode != tc.status || resp.StatusCode < 400 || resp.StatusCode > 499 {
 					t.Fatalf("status %d, want %d (or any 4xx when 0)", resp.StatusCode, tc.status)
 				}
