@@ -2,6 +2,7 @@ package authstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -53,13 +54,11 @@ const defaultEventLimit = 1000
 
 // EventFilter selects events; zero fields match everything.
 type EventFilter struct {
-	Email   string
-	Since   time.Time // events at or after Since
-	Until   time.Time // events before Until
-	Type    string
-	IP      string
-	AfterID int64 // events with a greater ID: a reader's position in the log
-	Limit   int   // 0 (or negative) means 1000
+	Email string
+	Since time.Time // events at or after Since
+	Until time.Time // events before Until
+	Type  string
+	Limit int // 0 (or negative) means 1000
 }
 
 // RecordEvent stores e. A zero Time means now; text fields are made valid
@@ -106,14 +105,41 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 	if f.Type != "" {
 		q = q.Where("event_type = ?", f.Type)
 	}
-	if f.IP != "" {
-		q = q.Where("ip = ?", f.IP)
-	}
-	if f.AfterID > 0 {
-		q = q.Where("id > ?", f.AfterID)
-	}
 	if err := q.Scan(ctx); err != nil {
 		return nil, fmt.Errorf("events: %w", err)
+	}
+	out := make([]Event, len(rows))
+	for i, r := range rows {
+		out[i] = r.event()
+	}
+	return out, nil
+}
+
+// LatestEventID returns the greatest event ID, 0 when there is none: the
+// position from which a reader starts following the log (EventsAfter).
+func (s *Store) LatestEventID(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	if err := s.db.NewSelect().Model((*eventRow)(nil)).ColumnExpr("MAX(id)").Scan(ctx, &id); err != nil {
+		return 0, fmt.Errorf("latest event id: %w", err)
+	}
+	return id.Int64, nil
+}
+
+// EventsAfter returns, oldest first, at most limit events with an ID
+// greater than afterID, only those from ip when ip is not "". It reads the
+// primary key range after afterID, so following the log costs in
+// proportion to what is new.
+func (s *Store) EventsAfter(ctx context.Context, afterID int64, ip string, limit int) ([]Event, error) {
+	if limit <= 0 {
+		limit = defaultEventLimit
+	}
+	var rows []eventRow
+	q := s.db.NewSelect().Model(&rows).Where("id > ?", afterID).OrderExpr("id ASC").Limit(int64(limit))
+	if ip != "" {
+		q = q.Where("ip = ?", ip)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("events after: %w", err)
 	}
 	out := make([]Event, len(rows))
 	for i, r := range rows {

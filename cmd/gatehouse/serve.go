@@ -399,19 +399,21 @@ func followAdminActions(ctx context.Context, st *authstore.Store, revoked func(i
 	var last int64
 	started := false
 	for {
-		events, err := st.Events(ctx, authstore.EventFilter{IP: cliIP, AfterID: last, Limit: 1000})
-		if err != nil && ctx.Err() == nil {
-			log.Warn("follow admin actions", "err", err)
-		}
-		for _, ev := range events {
-			last = max(last, ev.ID)
-			if started {
+		var err error
+		if !started {
+			// Start at the end of the log: nothing is cached yet.
+			last, err = st.LatestEventID(ctx)
+			started = err == nil
+		} else {
+			var events []authstore.Event
+			events, err = st.EventsAfter(ctx, last, cliIP, 1000)
+			for _, ev := range events {
+				last = max(last, ev.ID)
 				revokeFor(ev, revoked)
 			}
 		}
-		if err == nil {
-			// The first read only finds the position: nothing is cached yet.
-			started = true
+		if err != nil && ctx.Err() == nil {
+			log.Warn("follow admin actions", "err", err)
 		}
 		select {
 		case <-ctx.Done():
