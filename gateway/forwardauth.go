@@ -218,7 +218,7 @@ func method(h http.Header, k string) (string, error) {
 }
 
 // handleForwardAuth answers a fronting proxy's "may this request pass?" with
-// the same rules, session check and WebSocket origin check as proxied
+// the same rules, session check and upgrade origin check as proxied
 // requests: 200 with identity headers to copy, 401 or a 302 to sign in,
 // 403 when not permitted.
 func (s *Server) handleForwardAuth(c *fiber.Ctx) error {
@@ -258,9 +258,10 @@ func (s *Server) handleForwardAuth(c *fiber.Ctx) error {
 		s.recordEvent(ip, c.Get("User-Agent"), "access.denied", id.Email, "denied", "not permitted by rule")
 		return s.pageError(c, http.StatusForbidden, "forbidden", id.Email)
 	}
-	if forwardedWebSocket(c) && !s.sameSiteOrigin(c.Get("Origin"), rs) {
+	if forwardedUpgrade(c) && !s.sameSiteOrigin(c.Get("Origin"), rs) {
 		// Cross-site WebSocket hijacking: the cookie rides along on a
-		// cross-site upgrade, so the origin must be ours.
+		// cross-site upgrade, so the origin must be ours, whatever the
+		// protocol.
 		return s.pageError(c, http.StatusForbidden, "forbidden", id.Email)
 	}
 	return allow(c, id.Email)
@@ -316,10 +317,9 @@ func (s *Server) forwardAuthSignIn(c *fiber.Ctx, o original, rs *runtimeSettings
 	})
 }
 
-// forwardedWebSocket reports whether the original request is a WebSocket
-// upgrade. Proxies drop the hop-by-hop Upgrade header from the auth request
-// more often than not, so Sec-WebSocket-Key counts too.
-func forwardedWebSocket(c *fiber.Ctx) bool {
-	return c.Get("Sec-WebSocket-Key") != "" ||
-		headerHasToken([]string{c.Get("Upgrade")}, "websocket")
+// forwardedUpgrade reports whether the original request asks to switch
+// protocols. Proxies drop the hop-by-hop Upgrade and Connection headers from
+// the auth request more often than not, so Sec-WebSocket-Key counts too.
+func forwardedUpgrade(c *fiber.Ctx) bool {
+	return c.Get("Upgrade") != "" || c.Get("Sec-WebSocket-Key") != ""
 }
