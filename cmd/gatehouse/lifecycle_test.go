@@ -297,6 +297,41 @@ func TestHotReload(t *testing.T) {
 				t.Errorf("applied reloads still %s after SIGHUP", after)
 			}
 		}},
+		{"log level applies", func(t *testing.T) {
+			// The access line is written before the response leaves, so a
+			// response received means its line was logged or suppressed.
+			logged := func(path string) bool {
+				_, ok := srv.findLog(func(l logLine) bool { return l.msg() == "request" && l.str("path") == path })
+				return ok
+			}
+			setLevel := func(level string) {
+				before := reloads("applied")
+				v := base
+				v.rules = `[{paths: ["/public/**"], policy: public}]`
+				v.level = level
+				writeFile(t, cfg, v.yaml())
+				eventually(t, 10*time.Second, func() error {
+					if reloads("applied") == before {
+						return fmt.Errorf("log.level %s not applied yet", level)
+					}
+					return nil
+				})
+			}
+			setLevel("warn")
+			if got := status("/public/quiet"); got != 200 {
+				t.Fatalf("status %d", got)
+			}
+			if logged("/public/quiet") {
+				t.Error("an info access line was logged at level warn")
+			}
+			setLevel("info")
+			if got := status("/public/loud"); got != 200 {
+				t.Fatalf("status %d", got)
+			}
+			if !logged("/public/loud") {
+				t.Error("no access line after returning to level info")
+			}
+		}},
 		{"no connection was dropped", func(t *testing.T) {
 			counter.mu.Lock()
 			defer counter.mu.Unlock()

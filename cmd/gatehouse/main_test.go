@@ -145,6 +145,7 @@ type setup struct {
 	retention string // audit.retention; default 2160h
 	health    string // upstream.health_path
 	shutdown  string // server.shutdown_timeout; default 20s
+	level     string // log.level; default info
 }
 
 // writeConfig writes the config file for s into dir and returns its path.
@@ -168,6 +169,9 @@ func (s setup) yaml() string {
 	if s.shutdown == "" {
 		s.shutdown = "20s"
 	}
+	if s.level == "" {
+		s.level = "info"
+	}
 	mail := "mail:\n  driver: log\n"
 	if s.smtpPort != 0 {
 		mail = fmt.Sprintf("mail:\n  driver: smtp\n  from: \"Gatehouse <no-reply@example.com>\"\n  smtp: {host: 127.0.0.1, port: %d, tls: none}\n", s.smtpPort)
@@ -188,12 +192,12 @@ access:
   rules: %s
 log:
   format: json
-  level: info
+  level: %s
 metrics:
   listen: "127.0.0.2:0"
 audit:
   retention: %s
-%s`, s.shutdown, s.upstream, s.health, s.db.driver, s.db.dsn, mail, s.rules, s.retention, s.extra)
+%s`, s.shutdown, s.upstream, s.health, s.db.driver, s.db.dsn, mail, s.rules, s.level, s.retention, s.extra)
 }
 
 // writeFile replaces a file the way editors do: write a temporary file,
