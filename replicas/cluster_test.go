@@ -166,6 +166,13 @@ func newUpstream(t *testing.T) *upstream {
 	return u
 }
 
+// count is how many requests the app received.
+func (u *upstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.emails)
+}
+
 // lastEmail is the identity on the last request the app received.
 func (u *upstream) lastEmail() string {
 	u.mu.Lock()
