@@ -184,7 +184,7 @@ func (s *Server) pageLang(c *fiber.Ctx, remember bool) string {
 				Name: langCookie, Value: l, Path: Prefix, MaxAge: 365 * 24 * 3600,
 				HttpOnly: true, Secure: s.session.Secure, SameSite: http.SameSiteLaxMode,
 			}
-			c.Append("Set-Cookie", ck.String())
+			addCookie(c, ck.String())
 		}
 		return l
 	}
@@ -192,6 +192,12 @@ func (s *Server) pageLang(c *fiber.Ctx, remember bool) string {
 		return l
 	}
 	return p.Negotiate(c.Get("Accept-Language"), "")
+}
+
+// addCookie adds a Set-Cookie line. Fiber's Append would join a second
+// cookie to the first with a comma, which browsers read as one cookie.
+func addCookie(c *fiber.Ctx, setCookie string) {
+	c.Response().Header.Add(fiber.HeaderSetCookie, setCookie)
 }
 
 // ensureCSRF returns the form token for this browser, setting the CSRF
@@ -204,7 +210,7 @@ func (s *Server) ensureCSRF(c *fiber.Ctx) string {
 	if v == "" {
 		return ""
 	}
-	c.Append("Set-Cookie", setCookie)
+	addCookie(c, setCookie)
 	// Later renders in this request must use the new cookie.
 	c.Request().Header.SetCookie(csrfCookieName(s.session.Secure), v)
 	return s.csrfToken(v)

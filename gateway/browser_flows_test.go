@@ -380,6 +380,18 @@ func browserKorean(t *testing.T, c *chrome) {
 	if st := b.click(".langs a[hreflang=ko]"); st != 200 || b.text("h1") != "내 계정" {
 		t.Errorf("language link to Korean: status %d, heading %q", st, b.text("h1"))
 	}
+
+	// An English browser that picks Korean gets the code page and the
+	// mail in Korean.
+	en := h.newTab(c, tabOptions{})
+	en.open("/.gatehouse/login?lang=ko")
+	en.requestCode("lee@example.com")
+	if got := en.text("h1"); got != "메일을 확인해 주세요" {
+		t.Errorf("code page after ?lang=ko = %q", got)
+	}
+	if msg := h.mail.WaitFor(t, "lee@example.com", 1); msg.Subject != "Gatehouse 로그인 코드" {
+		t.Errorf("mail after ?lang=ko has subject %q", msg.Subject)
+	}
 }
 
 func browserPhone(t *testing.T, c *chrome) {

@@ -137,7 +137,7 @@ func userError(err error) (string, bool) {
 }
 
 func (s *Server) signedIn(c *fiber.Ctx, token, rd string) error {
-	c.Append("Set-Cookie", s.sessionCookie(token))
+	addCookie(c, s.sessionCookie(token))
 	c.Set("Cache-Control", "no-store")
 	return c.Redirect(rd, http.StatusSeeOther)
 }
@@ -190,7 +190,7 @@ func (s *Server) handleLogout(c *fiber.Ctx) error {
 
 // signOut ends the current session, if any, and clears the cookie.
 func (s *Server) signOut(c *fiber.Ctx) error {
-	c.Append("Set-Cookie", s.clearCookie())
+	addCookie(c, s.clearCookie())
 	id, err := s.current(c)
 	if errors.Is(err, errNoSession) {
 		return nil
@@ -307,7 +307,7 @@ func (s *Server) handleRevoke(c *fiber.Ctx) error {
 	cl := s.clientOf(c)
 	s.recordEvent(cl.IP, cl.UserAgent, "session.revoked", id.Email, "ok", "by user")
 	if target == id.ID {
-		c.Append("Set-Cookie", s.clearCookie())
+		addCookie(c, s.clearCookie())
 		return c.Redirect(Prefix+"/login", http.StatusSeeOther)
 	}
 	return c.Redirect(Prefix+"/account?notice=account.revoked", http.StatusSeeOther)
@@ -389,7 +389,7 @@ func (s *Server) apiVerify(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	c.Append("Set-Cookie", s.sessionCookie(token))
+	addCookie(c, s.sessionCookie(token))
 	c.Set("Cache-Control", "no-store")
 	return c.JSON(fiber.Map{"email": sess.Email, "session_id": sess.ID, "expires_at": sess.ExpiresAt.UTC().Format(time.RFC3339)})
 }

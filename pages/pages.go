@@ -317,7 +317,10 @@ func (r *Renderer) Negotiate(acceptLanguage, override string) string {
 		return r.opts.DefaultLanguage
 	}
 	tags, _, err := language.ParseAcceptLanguage(acceptLanguage)
-	if err != nil || len(tags) == 0 {
+	if err != nil {
+		tags = lenientTags(acceptLanguage)
+	}
+	if len(tags) == 0 {
 		return r.opts.DefaultLanguage
 	}
 	_, i, conf := r.matcher.Match(tags...)
@@ -325,6 +328,28 @@ func (r *Renderer) Negotiate(acceptLanguage, override string) string {
 		return r.opts.DefaultLanguage
 	}
 	return r.langs[i]
+}
+
+// lenientTags reads the languages of an Accept-Language header that the
+// strict parser refuses (a stray parameter, a bad weight), in the order
+// given, skipping entries that are not language tags. A visitor whose
+// browser or proxy mangles the weights still gets their first language.
+func lenientTags(header string) []language.Tag {
+	var tags []language.Tag
+	for _, part := range strings.Split(header, ",") {
+		name, _, _ := strings.Cut(part, ";")
+		name = strings.TrimSpace(name)
+		if name == "" || name == "*" || len(name) > 35 {
+			continue
+		}
+		if tag, err := language.Parse(name); err == nil {
+			tags = append(tags, tag)
+		}
+		if len(tags) == 8 {
+			break
+		}
+	}
+	return tags
 }
 
 // Supported returns the language code that a ?lang= value such as "ko",
