@@ -177,13 +177,7 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	h := out.Header
 	stripSpoofable(h)
-	if c := h["Cookie"]; len(c) > 0 {
-		if kept := withoutCookie(c, p.s.cookie); len(kept) > 0 {
-			h["Cookie"] = kept
-		} else {
-			delete(h, "Cookie")
-		}
-	}
+	dropSessionCookie(h, p.s.cookie)
 	// One backing array for the five single-value headers: one allocation
 	// instead of five on every request.
 	v := make([]string, 5)
@@ -273,6 +267,70 @@ func (b *trailerBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// dropSessionCookie removes the gateway's own cookie from the Cookie header
+// sent upstream. The usual shapes (one header line with the cookie alone,
+// first or last) are cut without allocating; anything else goes through
+// withoutCookie.
+func dropSessionCookie(h http.Header, name string) {
+	c := h["Cookie"]
+	if len(c) == 0 {
+		return
+	}
+	if len(c) == 1 {
+		if rest, ok := cutEdgeCookie(c[0], name); ok {
+			if rest == "" {
+				delete(h, "Cookie")
+			} else {
+				c[0] = rest // the outbound header's own copy
+			}
+			return
+		}
+	}
+	if kept := withoutCookie(c, name); len(kept) > 0 {
+		h["Cookie"] = kept
+	} else {
+		delete(h, "Cookie")
+	}
+}
+
+// cutEdgeCookie removes cookie name from line when it is the first or the
+// last pair and appears nowhere else; ok is false when line has another
+// shape.
+func cutEdgeCookie(line, name string) (rest string, ok bool) {
+	first := strings.TrimLeft(line, " \t")
+	if isCookiePair(first, name) {
+		i := strings.IndexByte(first, ';')
+		if i < 0 {
+			return "", true
+		}
+		rest = strings.TrimLeft(first[i+1:], " \t")
+	} else if i := strings.LastIndexByte(line, ';'); i >= 0 && isCookiePair(strings.TrimLeft(line[i+1:], " \t"), name) {
+		rest = strings.TrimRight(line[:i], " \t")
+	} else {
+		return "", false
+	}
+	if rest == "" || containsCookie(rest, name) {
+		return "", false
+	}
+	return rest, true
+}
+
+// isCookiePair reports whether part (up to a ';') is the cookie name: "name",
+// "name=value", or "name" followed by blanks, as withoutCookie reads it.
+func isCookiePair(part, name string) bool {
+	if !strings.HasPrefix(part, name) {
+		return false
+	}
+	after := part[len(name):]
+	if after == "" || after[0] == '=' {
+		return true
+	}
+	if i := strings.IndexByte(after, ';'); i >= 0 {
+		after = after[:i]
+	}
+	return strings.Trim(after, " \t") == ""
 }
 
 // joinPath appends the cleaned request path to the upstream's base path.

@@ -274,3 +274,51 @@ func TestQueryAndPathReachUpstreamUnchanged(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionCookieNeverGoesUpstream covers every shape of Cookie header:
+// the gateway's cookie is removed, every other cookie kept.
+func TestSessionCookieNeverGoesUpstream(t *testing.T) {
+	const name = "gatehouse_session"
+	for _, tc := range []struct {
+		name string
+		in   []string
+		want []string // the cookies left, in order; nil = no Cookie header
+	}{
+		{"alone", []string{"gatehouse_session=abc"}, nil},
+		{"alone with blanks", []string{"  gatehouse_session=abc  "}, nil},
+		{"empty value", []string{"gatehouse_session="}, nil},
+		{"bare name", []string{"gatehouse_session"}, nil},
+		{"first", []string{"gatehouse_session=abc; theme=dark"}, []string{"theme=dark"}},
+		{"last", []string{"theme=dark; gatehouse_session=abc"}, []string{"theme=dark"}},
+		{"last without space", []string{"theme=dark;gatehouse_session=abc"}, []string{"theme=dark"}},
+		{"middle", []string{"a=1; gatehouse_session=abc; b=2"}, []string{"a=1", "b=2"}},
+		{"twice", []string{"gatehouse_session=abc; gatehouse_session=def"}, nil},
+		{"twice around another", []string{"gatehouse_session=abc; a=1; gatehouse_session=def"}, []string{"a=1"}},
+		{"longer name kept", []string{"gatehouse_session_x=1; a=2"}, []string{"gatehouse_session_x=1", "a=2"}},
+		{"longer name last kept", []string{"a=1; gatehouse_session_x=1"}, []string{"a=1", "gatehouse_session_x=1"}},
+		{"prefixed name kept", []string{"xgatehouse_session=1"}, []string{"xgatehouse_session=1"}},
+		{"blank before separator", []string{"gatehouse_session=abc ;a=1"}, []string{"a=1"}},
+		{"other cookies only", []string{"a=1; b=2"}, []string{"a=1", "b=2"}},
+		{"two lines", []string{"a=1", "gatehouse_session=abc; b=2"}, []string{"a=1", "b=2"}},
+		{"two lines, cookie alone in one", []string{"gatehouse_session=abc", "b=2"}, []string{"b=2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{"Cookie": slices.Clone(tc.in)}
+			dropSessionCookie(h, name)
+			var got []string
+			for _, line := range h["Cookie"] {
+				for _, part := range strings.Split(line, ";") {
+					if p := strings.TrimSpace(part); p != "" {
+						got = append(got, p)
+					}
+				}
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Fatalf("cookies left %q, want %q", got, tc.want)
+			}
+			if tc.want == nil && h["Cookie"] != nil {
+				t.Fatalf("empty Cookie header %q left in place", h["Cookie"])
+			}
+		})
+	}
+}
