@@ -237,39 +237,14 @@ func (c *clock) advance(d time.Duration) {
 // The gateway runs in-process for its clock; the database is real and cut
 // off the same way.
 func TestWarmSessionOutlivesOutageOnlyForCacheTTL(t *testing.T) {
-	dsn := newSchema(t, serverDSN(t))
-	link := newDBLink(t, dsn)
-	ctx := context.Background()
-	st, err := authstore.Open(ctx, authstore.Options{Driver: "postgres", DSN: withHost(t, dsn, link.addr())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	secret, err := st.Secret(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const ttl = 30 * time.Second
-	clk := &clock{now: time.Now().UTC()}
-	r := inProcessGateway(t, st, secret, clk, ttl)
-
-	warm, cold := randomToken(t), randomToken(t)
-	for _, token := range []string{warm, cold} {
-		h := sha256.Sum256([]byte(token))
-		if _, err := st.CreateSession(ctx, authstore.Session{
-			TokenHash: h[:], Email: "dora@example.com", CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour),
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got, err := r.app(warm); err != nil || got != http.StatusOK {
+	g := newLinkedGateway(t, ttl, nil)
+	warm, cold := g.session(t), g.session(t)
+	if got, err := g.r.app(warm); err != nil || got != http.StatusOK {
 		t.Fatalf("warm-up request: %d %v", got, err)
 	}
 
-	link.cut()
+	g.link.cut()
 	steps := []struct {
 		name    string
 		advance time.Duration
@@ -282,13 +257,107 @@ func TestWarmSessionOutlivesOutageOnlyForCacheTTL(t *testing.T) {
 		{name: "cached session once its entry expired", advance: time.Millisecond, token: warm, want: http.StatusServiceUnavailable},
 	}
 	for _, s := range steps {
-		clk.advance(s.advance)
-		if got, err := r.app(s.token); err != nil || got != s.want {
+		g.clock.advance(s.advance)
+		if got, err := g.r.app(s.token); err != nil || got != s.want {
 			t.Fatalf("%s: %d (%v), want %d", s.name, got, err, s.want)
 		}
 	}
-	link.restore()
-	waitStatus(t, "cached session after the store returned", func() (int, error) { return r.app(warm) }, http.StatusOK, 10*time.Second)
+	g.link.restore()
+	waitStatus(t, "cached session after the store returned", func() (int, error) { return g.r.app(warm) }, http.StatusOK, 10*time.Second)
+}
+
+// TestStalledStoreFailsClosedWithinDriverTimeouts is the outage a network
+// partition makes: the database neither answers nor refuses. With
+// read_timeout and dial_timeout in the DSN, a request that needs the store
+// is refused once they pass instead of hanging, and the gateway recovers
+// when the network does.
+func TestStalledStoreFailsClosedWithinDriverTimeouts(t *testing.T) {
+	const timeout = time.Second
+	g := newLinkedGateway(t, 30*time.Second, url.Values{
+		"read_timeout": {timeout.String()},
+		"dial_timeout": {timeout.String()},
+	})
+	warm, cold := g.session(t), g.session(t)
+	if got, err := g.r.app(warm); err != nil || got != http.StatusOK {
+		t.Fatalf("warm-up request: %d %v", got, err)
+	}
+
+	g.link.stall()
+	began := time.Now()
+	got, err := g.r.app(cold)
+	took := time.Since(began)
+	if err != nil || got != http.StatusServiceUnavailable {
+		t.Fatalf("uncached session while the store is stalled: %d (%v), want 503", got, err)
+	}
+	t.Logf("stalled store with read_timeout=%v: an uncached session was refused after %v", timeout, took.Round(time.Millisecond))
+	if took < timeout || took > 5*timeout {
+		t.Errorf("refused after %v, want about read_timeout (%v)", took, timeout)
+	}
+	if got, err := g.r.app(warm); err != nil || got != http.StatusOK {
+		t.Errorf("cached session while the store is stalled: %d (%v), want 200", got, err)
+	}
+	if got, err := g.r.health(); err != nil || got != http.StatusServiceUnavailable {
+		t.Errorf("healthz while the store is stalled: %d (%v), want 503", got, err)
+	}
+
+	g.link.restore()
+	waitStatus(t, "uncached session after the network returned", func() (int, error) { return g.r.app(cold) }, http.StatusOK, 10*time.Second)
+}
+
+// linkedGateway is an in-process gateway whose store reaches PostgreSQL
+// through a dbLink, with a settable clock.
+type linkedGateway struct {
+	r     *replica
+	st    *authstore.Store
+	link  *dbLink
+	clock *clock
+}
+
+// newLinkedGateway starts a gateway on a fresh schema; query is added to the
+// store's DSN.
+func newLinkedGateway(t *testing.T, ttl time.Duration, query url.Values) *linkedGateway {
+	t.Helper()
+	dsn := newSchema(t, serverDSN(t))
+	link := newDBLink(t, dsn)
+	u, err := url.Parse(withHost(t, dsn, link.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	for k, v := range query {
+		q[k] = v
+	}
+	u.RawQuery = q.Encode()
+	ctx := context.Background()
+	st, err := authstore.Open(ctx, authstore.Options{Driver: "postgres", DSN: u.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := st.Secret(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{now: time.Now().UTC()}
+	return &linkedGateway{r: inProcessGateway(t, st, secret, clk, ttl), st: st, link: link, clock: clk}
+}
+
+// session stores a session for a new token, as a sign-in would, and
+// returns the token.
+func (g *linkedGateway) session(t *testing.T) string {
+	t.Helper()
+	token := randomToken(t)
+	h := sha256.Sum256([]byte(token))
+	now := g.clock.Now()
+	if _, err := g.st.CreateSession(context.Background(), authstore.Session{
+		TokenHash: h[:], Email: "dora@example.com", CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return token
 }
 
 // inProcessGateway serves a gateway on st with a settable clock and

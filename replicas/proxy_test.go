@@ -10,17 +10,30 @@ import (
 )
 
 // dbLink is a TCP relay between the replicas and PostgreSQL that the test
-// can cut and restore, so an outage is simulated without stopping the
-// database server other tests use.
+// can cut, stall and restore, so an outage is simulated without stopping
+// the database server other tests use.
 type dbLink struct {
 	ln     net.Listener
 	target string
 
 	mu    sync.Mutex
-	down  bool
+	state linkState
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 }
+
+type linkState int
+
+const (
+	// linkUp relays both ways.
+	linkUp linkState = iota
+	// linkCut resets every connection, as a stopped server or a refusing
+	// firewall does.
+	linkCut
+	// linkStalled accepts connections and swallows every byte both ways,
+	// as a network partition does: nothing is refused, nothing answers.
+	linkStalled
+)
 
 // newDBLink relays 127.0.0.1:<some port> to the host and port of dsn.
 func newDBLink(t *testing.T, dsn string) *dbLink {
@@ -53,15 +66,16 @@ func (l *dbLink) accept() {
 			}
 			continue
 		}
-		l.mu.Lock()
-		down := l.down
-		l.mu.Unlock()
-		if down {
+		switch l.current() {
+		case linkCut:
 			reset(c)
-			continue
+		case linkStalled:
+			l.wg.Add(1)
+			go l.swallow(c)
+		default:
+			l.wg.Add(1)
+			go l.relay(c)
 		}
-		l.wg.Add(1)
-		go l.relay(c)
 	}
 }
 
@@ -80,7 +94,18 @@ func (l *dbLink) relay(c net.Conn) {
 	}
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 && l.current() == linkUp {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
 		done <- struct{}{}
 	}
 	go pipe(db, c)
@@ -95,11 +120,32 @@ func (l *dbLink) relay(c net.Conn) {
 	l.mu.Unlock()
 }
 
-// track registers a relayed pair unless the link went down meanwhile.
+// swallow reads and drops what a client sends while the link is stalled,
+// until the client gives up or the link is cut.
+func (l *dbLink) swallow(c net.Conn) {
+	defer l.wg.Done()
+	if !l.track(c) {
+		reset(c)
+		return
+	}
+	_, _ = io.Copy(io.Discard, c)
+	_ = c.Close()
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+}
+
+func (l *dbLink) current() linkState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state
+}
+
+// track registers connections unless the link was cut meanwhile.
 func (l *dbLink) track(conns ...net.Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.down {
+	if l.state == linkCut {
 		return false
 	}
 	for _, c := range conns {
@@ -112,17 +158,31 @@ func (l *dbLink) track(conns ...net.Conn) bool {
 func (l *dbLink) cut() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.down = true
+	l.state = linkCut
 	for c := range l.conns {
 		reset(c)
 	}
 }
 
-// restore relays new connections again.
+// stall keeps every connection open but lets nothing through.
+func (l *dbLink) stall() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.state = linkStalled
+}
+
+// restore relays new connections again. Connections that lived through a
+// stall lost bytes and are dropped: the database would have given up on
+// them too.
 func (l *dbLink) restore() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.down = false
+	if l.state == linkStalled {
+		for c := range l.conns {
+			reset(c)
+		}
+	}
+	l.state = linkUp
 }
 
 func (l *dbLink) close() {
