@@ -118,6 +118,9 @@ func browserSignInAndOut(t *testing.T, c *chrome) {
 	if p := b.path(); !strings.HasPrefix(p, "/.gatehouse/login") {
 		t.Errorf("after sign-out the browser is at %q, want the sign-in page", p)
 	}
+	if got := b.text(".notice"); got != "You are signed out. To sign in again, enter your email address." {
+		t.Errorf("after sign-out the sign-in page says %q", got)
+	}
 	sessions, err := h.store.ListSessions(context.Background(), "alice@example.com")
 	if err != nil || len(sessions) != 0 {
 		t.Errorf("sessions after sign-out: %d (%v), want none", len(sessions), err)

@@ -22,8 +22,12 @@ func (s *Server) handleLoginPage(c *fiber.Ctx) error {
 	if e, err := ParseAddress(c.Query("email")); err == nil {
 		email = e
 	}
+	notice := ""
+	if c.Query("notice") == "signed_out" {
+		notice = "login.signed_out"
+	}
 	return s.render(c, http.StatusOK, func(b pages.Base, buf *bytes.Buffer) error {
-		return rs.Pages.Login(buf, pages.LoginView{Base: b, Email: email, RD: rd})
+		return rs.Pages.Login(buf, pages.LoginView{Base: b, Email: email, RD: rd, Notice: notice})
 	})
 }
 
@@ -180,7 +184,7 @@ func (s *Server) handleLogout(c *fiber.Ctx) error {
 		return err
 	}
 	rd := c.FormValue("rd")
-	target := Prefix + "/login"
+	target := Prefix + "/login?notice=signed_out"
 	if rd != "" {
 		target = s.settings().redirects.Safe(rd)
 	}
@@ -308,7 +312,7 @@ func (s *Server) handleRevoke(c *fiber.Ctx) error {
 	s.recordEvent(cl.IP, cl.UserAgent, "session.revoked", id.Email, "ok", "by user")
 	if target == id.ID {
 		addCookie(c, s.clearCookie())
-		return c.Redirect(Prefix+"/login", http.StatusSeeOther)
+		return c.Redirect(Prefix+"/login?notice=signed_out", http.StatusSeeOther)
 	}
 	return c.Redirect(Prefix+"/account?notice=account.revoked", http.StatusSeeOther)
 }

@@ -803,3 +803,29 @@ func TestTemplatesDirImages(t *testing.T) {
 		})
 	}
 }
+
+func TestLoginNotice(t *testing.T) {
+	r := newRenderer(t, Options{})
+	cases := []struct {
+		name, lang, notice, want string
+	}{
+		{"signed out", "en", "login.signed_out", `<p class="notice" role="status">You are signed out.`},
+		{"signed out, korean", "ko", "login.signed_out", `<p class="notice" role="status">로그아웃되었습니다.`},
+		{"none", "en", "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := r.Login(&buf, LoginView{Base: base(c.lang), Notice: c.notice}); err != nil {
+				t.Fatal(err)
+			}
+			has := strings.Contains(buf.String(), `class="notice"`)
+			if c.want == "" && has {
+				t.Errorf("a notice is shown without one asked for")
+			}
+			if c.want != "" && !strings.Contains(buf.String(), c.want) {
+				t.Errorf("page lacks %q", c.want)
+			}
+		})
+	}
+}

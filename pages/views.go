@@ -12,11 +12,13 @@ type Base struct {
 
 // LoginView is the email form. Error is a catalog key or "": for example
 // "login.missing_email", "login.invalid_email", "login.throttled",
-// "login.send_failed", "login.link_invalid", "form.expired".
+// "login.send_failed", "login.link_invalid", "form.expired". Notice is a
+// catalog key or "": "login.signed_out".
 type LoginView struct {
 	Base
 	Email, RD string
 	Error     string
+	Notice    string
 }
 
 // CodeView is the code form shown after a code was sent.
