@@ -45,6 +45,24 @@ var spoofable = map[string]bool{
 	"x-gatehouse-client-ip":             true,
 	"x-gatehouse-client-proto":          true,
 	"x-gatehouse-request-id":            true,
+	// Requests to rewrite the path, method, host or scheme: frameworks
+	// behind a proxy (Symfony, Spring, ASP.NET, IIS) route by them, which
+	// would let a request decided for one path reach another.
+	"x-original-url":        true,
+	"x-original-uri":        true,
+	"x-rewrite-url":         true,
+	"x-forwarded-uri":       true,
+	"x-forwarded-prefix":    true,
+	"x-forwarded-path":      true,
+	"x-envoy-original-path": true,
+	"x-original-method":     true,
+	"x-forwarded-method":    true,
+	"x-original-host":       true,
+	"x-forwarded-server":    true,
+	"x-forwarded-ssl":       true,
+	"x-forwarded-scheme":    true,
+	"x-url-scheme":          true,
+	"front-end-https":       true,
 	// Rebuilt from the socket, or believed only from trusted proxies.
 	"x-forwarded-for":   true,
 	"x-forwarded-proto": true,
