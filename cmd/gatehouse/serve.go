@@ -176,43 +176,11 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics, err := gateway.NewMetrics(reg)
+	reg, metrics, reloads, err := newMetrics()
 	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
+		return err
 	}
-	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gatehouse_config_reloads_total", Help: "Config reloads by result (applied, rejected).",
-	}, []string{"result"})
-	if err := reg.Register(reloads); err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
-	routes := make([]gateway.Route, 0, len(cfg.Routes))
-	for _, r := range cfg.Routes {
-		routes = append(routes, gateway.Route{Host: r.Host, PathPrefix: r.PathPrefix, Upstream: r.Upstream})
-	}
-	gw, err := gateway.New(gateway.Options{
-		PublicURL:       cfg.Server.PublicURL,
-		Upstream:        cfg.Upstream.URL,
-		UpstreamTimeout: cfg.Upstream.Timeout,
-		Routes:          routes,
-		TrustedProxies:  cfg.Server.TrustedProxies,
-		Session: gateway.SessionSettings{
-			CookieName:   cfg.Session.CookieName,
-			CookieDomain: cfg.Session.CookieDomain,
-			Lifetime:     cfg.Session.Lifetime,
-			IdleTimeout:  cfg.Session.IdleTimeout,
-			Secure:       cfg.CookieSecure(),
-		},
-		Settings:           settings,
-		Store:              st,
-		Secret:             secret,
-		Logger:             log,
-		Metrics:            metrics,
-		Migrations:         st,
-		UpstreamHealthPath: cfg.Upstream.HealthPath,
-	})
+	gw, err := newGateway(cfg, st, secret, settings, log, metrics)
 	if err != nil {
 		return err
 	}
@@ -251,14 +219,11 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 	}
 
 	if cfg.Metrics.Listen != "" {
-		ms := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
-		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		stop, err := serveMetrics(cfg.Metrics.Listen, reg, &bg, log)
 		if err != nil {
-			return fmt.Errorf("metrics.listen: %w", err)
+			return err
 		}
-		bg.Go(func() { _ = ms.Serve(ln) })
-		defer ms.Close()
-		log.Info("metrics listening", "addr", ln.Addr().String())
+		defer stop()
 	}
 
 	srv := &http.Server{
@@ -287,6 +252,66 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 	case <-ctx.Done():
 	}
 	return shutdown(srv, errc, live.cfg.Load().Server.ShutdownTimeout, log)
+}
+
+// newMetrics builds the registry the metrics listener serves: the Go and
+// process collectors, the gateway's series and the config reload counter.
+func newMetrics() (*prometheus.Registry, *gateway.Metrics, *prometheus.CounterVec, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := gateway.NewMetrics(reg)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("metrics: %w", err)
+	}
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_config_reloads_total", Help: "Config reloads by result (applied, rejected).",
+	}, []string{"result"})
+	if err := reg.Register(reloads); err != nil {
+		return nil, nil, nil, fmt.Errorf("metrics: %w", err)
+	}
+	return reg, metrics, reloads, nil
+}
+
+// newGateway maps the config to the gateway's options.
+func newGateway(cfg *config.Config, st *authstore.Store, secret []byte, settings gateway.Settings, log *slog.Logger, metrics *gateway.Metrics) (*gateway.Server, error) {
+	routes := make([]gateway.Route, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		routes = append(routes, gateway.Route{Host: r.Host, PathPrefix: r.PathPrefix, Upstream: r.Upstream})
+	}
+	return gateway.New(gateway.Options{
+		PublicURL:       cfg.Server.PublicURL,
+		Upstream:        cfg.Upstream.URL,
+		UpstreamTimeout: cfg.Upstream.Timeout,
+		Routes:          routes,
+		TrustedProxies:  cfg.Server.TrustedProxies,
+		Session: gateway.SessionSettings{
+			CookieName:   cfg.Session.CookieName,
+			CookieDomain: cfg.Session.CookieDomain,
+			Lifetime:     cfg.Session.Lifetime,
+			IdleTimeout:  cfg.Session.IdleTimeout,
+			Secure:       cfg.CookieSecure(),
+		},
+		Settings:           settings,
+		Store:              st,
+		Secret:             secret,
+		Logger:             log,
+		Metrics:            metrics,
+		Migrations:         st,
+		UpstreamHealthPath: cfg.Upstream.HealthPath,
+	})
+}
+
+// serveMetrics serves the Prometheus exposition on its own listener, apart
+// from public traffic; stop closes it.
+func serveMetrics(listen string, reg *prometheus.Registry, bg *sync.WaitGroup, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen: %w", err)
+	}
+	ms := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+	bg.Go(func() { _ = ms.Serve(ln) })
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { _ = ms.Close() }, nil
 }
 
 // shutdown stops accepting, lets in-flight requests finish within timeout,
