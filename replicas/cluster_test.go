@@ -226,6 +226,7 @@ func (c *cluster) env() []string {
 		"GATEHOUSE_MAIL_SMTP_PORT="+strconv.Itoa(c.mail.Port),
 		"GATEHOUSE_MAIL_SMTP_TLS=none",
 		"GATEHOUSE_OTP_RESEND_COOLDOWN=0s",
+		`GATEHOUSE_ACCESS_RULES=[{"paths":["/public/**"],"policy":"public"}]`,
 		// Not the same string as server.listen, which the config refuses.
 		"GATEHOUSE_METRICS_LISTEN=localhost:0",
 	)
@@ -427,6 +428,12 @@ func (r *replica) call(method, path, token, accept, body string) (response, erro
 // health returns the status of /.gatehouse/healthz.
 func (r *replica) health() (int, error) {
 	resp, err := r.call(http.MethodGet, "/.gatehouse/healthz", "", "application/json", "")
+	return resp.status, err
+}
+
+// ready returns the status of /.gatehouse/readyz.
+func (r *replica) ready() (int, error) {
+	resp, err := r.call(http.MethodGet, "/.gatehouse/readyz", "", "application/json", "")
 	return resp.status, err
 }
 

@@ -33,8 +33,10 @@ func TestStoreOutage(t *testing.T) {
 	rs := c.startReady("A", "B")
 	a, b := rs[0], rs[1]
 
-	// alice's session is warm on A (it was created there) and unknown to B.
+	// alice's and dave's sessions are warm on A (they were created there)
+	// and unknown to B.
 	alice, _ := c.signIn(t, a, "alice@example.com")
+	dave, _ := c.signIn(t, a, "dave@example.com")
 	if st, err := a.app(alice); err != nil || st != http.StatusOK {
 		t.Fatalf("alice on A before the outage: %d %v", st, err)
 	}
@@ -44,6 +46,7 @@ func TestStoreOutage(t *testing.T) {
 
 	for _, r := range rs {
 		waitStatus(t, r.name+" healthz", r.health, http.StatusServiceUnavailable, 10*time.Second)
+		waitStatus(t, r.name+" readyz", r.ready, http.StatusServiceUnavailable, 10*time.Second)
 	}
 	forwarded := c.up.count()
 	checks := []struct {
@@ -67,6 +70,12 @@ func TestStoreOutage(t *testing.T) {
 		{name: "code check fails closed", r: b, want: http.StatusServiceUnavailable, do: func() (response, error) {
 			return b.call(http.MethodPost, "/.gatehouse/api/otp/verify", "", "application/json", `{"email":"bob@example.com","code":"123456"}`)
 		}},
+		{name: "sign-out cannot end the session and says so", r: a, want: http.StatusServiceUnavailable, do: func() (response, error) {
+			return a.call(http.MethodPost, "/.gatehouse/api/sign-out", dave, "application/json", "{}")
+		}},
+		{name: "public paths need no store", r: b, want: http.StatusOK, do: func() (response, error) {
+			return b.call(http.MethodGet, "/public/logo.svg", "", "text/html", "")
+		}},
 	}
 	for _, tt := range checks {
 		resp, err := tt.do()
@@ -81,8 +90,8 @@ func TestStoreOutage(t *testing.T) {
 			t.Errorf("%s: 503 page is not a page:\n%s", tt.name, resp.body)
 		}
 	}
-	if got := c.up.count() - forwarded; got != 1 {
-		t.Errorf("the app received %d requests during the outage, want only the warm session's one", got)
+	if got := c.up.count() - forwarded; got != 2 {
+		t.Errorf("the app received %d requests during the outage, want the warm session's and the public one", got)
 	}
 	// Hold the outage until each listener has failed to reconnect a few
 	// times (its backoff doubles from 100ms), so the replicas really run
@@ -95,6 +104,7 @@ func TestStoreOutage(t *testing.T) {
 	link.restore()
 	for _, r := range rs {
 		waitStatus(t, r.name+" healthz", r.health, http.StatusOK, 15*time.Second)
+		waitStatus(t, r.name+" readyz", r.ready, http.StatusOK, 15*time.Second)
 	}
 	waitStatus(t, "alice on B", func() (int, error) { return b.app(alice) }, http.StatusOK, 10*time.Second)
 	c.signIn(t, b, "carol@example.com")
