@@ -97,8 +97,8 @@ func TestCrossReplica(t *testing.T) {
 	})
 	t.Run("send limit per address counts sends on both replicas", func(t *testing.T) {
 		const email = "limit@example.com"
-		// otp.rate_limit.per_address is 5 per window: the sixth request
-		// answers like the others but mails nothing.
+		// otp.rate_limit.per_address is 5 per window (24h here): the
+		// sixth request answers like the others but mails nothing.
 		for i := range 6 {
 			[]*replica{a, b}[i%2].sendCode(t, email)
 		}
