@@ -279,14 +279,14 @@ func (s *Server) audit(r *http.Request, typ, email, outcome, detail string) {
 
 func (s *Server) recordEvent(ip, ua, typ, email, outcome, detail string) {
 	ev := auditEvent(s.now(), ip, ua, typ, email, outcome, detail)
-	go func() {
+	s.pendingEvents.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.store.RecordEvent(ctx, ev); err != nil {
 			s.metrics.storeError()
 			s.log.Warn("record audit event", "type", typ, "err", err)
 		}
-	}()
+	})
 }
 
 // statusRecorder remembers the status for the access log while passing

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -127,6 +128,8 @@ type Server struct {
 	reqIDs   *requestIDs
 	ready    *readiness
 	streams  *streams
+	// pendingEvents are audit writes still in flight (see FlushAudit).
+	pendingEvents sync.WaitGroup
 }
 
 // runtimeSettings is Settings compiled for use on the hot path.

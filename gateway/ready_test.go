@@ -194,3 +194,30 @@ func TestCloseStreams(t *testing.T) {
 		t.Errorf("ordinary request after CloseStreams: %d %q", r.StatusCode, r.body)
 	}
 }
+
+// TestFlushAudit: once FlushAudit returns, the events of requests already
+// answered are in the store, so a shutdown can close it safely.
+func TestFlushAudit(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.Settings.Rules = append([]Rule{{Paths: []string{"/denied/**"}, Policy: PolicyDeny}}, o.Settings.Rules...)
+	})
+	const n = 20
+	for i := range n {
+		req, _ := http.NewRequest(http.MethodGet, h.URL+"/denied/"+string(rune('a'+i)), nil)
+		if r := h.browser().do(req); r.StatusCode != http.StatusForbidden {
+			t.Fatalf("status %d", r.StatusCode)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.srv.FlushAudit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := h.store.Events(context.Background(), authstore.EventFilter{Type: "access.denied"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != n {
+		t.Errorf("%d access.denied events stored after FlushAudit, want %d", len(evs), n)
+	}
+}

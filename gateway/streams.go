@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -76,5 +77,22 @@ func (st *streams) closeAll() int {
 func (s *Server) CloseStreams() {
 	if n := s.streams.closeAll(); n > 0 {
 		s.log.Info("shutting down: closed long-lived streams", "count", n)
+	}
+}
+
+// FlushAudit waits until the audit events recorded so far are written, or
+// ctx ends. Call it after the HTTP server has shut down and before the
+// store closes, so the last requests' events are not lost.
+func (s *Server) FlushAudit(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.pendingEvents.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("flush audit events: %w", ctx.Err())
 	}
 }

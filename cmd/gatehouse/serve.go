@@ -251,7 +251,7 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	return shutdown(srv, errc, live.cfg.Load().Server.ShutdownTimeout, log)
+	return shutdown(srv, errc, live.cfg.Load().Server.ShutdownTimeout, gw.FlushAudit, log)
 }
 
 // newMetrics builds the registry the metrics listener serves: the Go and
@@ -315,8 +315,10 @@ func serveMetrics(listen string, reg *prometheus.Registry, bg *sync.WaitGroup, l
 }
 
 // shutdown stops accepting, lets in-flight requests finish within timeout,
-// then closes what is left. A second SIGINT or SIGTERM closes at once.
-func shutdown(srv *http.Server, errc <-chan error, timeout time.Duration, log *slog.Logger) error {
+// then closes what is left and waits (at most 5 s) for flush, which writes
+// the last audit events before the caller closes the store. A second
+// SIGINT or SIGTERM closes at once.
+func shutdown(srv *http.Server, errc <-chan error, timeout time.Duration, flush func(context.Context) error, log *slog.Logger) error {
 	began := time.Now()
 	log.Info("shutting down: finishing in-flight requests", "timeout", timeout.String())
 	again := make(chan os.Signal, 1)
@@ -336,8 +338,14 @@ func shutdown(srv *http.Server, errc <-chan error, timeout time.Duration, log *s
 		log.Warn("shutdown did not finish in time; closing remaining connections", "err", err)
 		_ = srv.Close()
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+	serveErr := <-errc
+	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer fcancel()
+	if err := flush(fctx); err != nil {
+		log.Warn("shutting down: audit events may be lost", "err", err)
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serveErr)
 	}
 	log.Info("stopped", "after", time.Since(began).Round(time.Millisecond).String())
 	return nil
