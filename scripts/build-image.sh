@@ -23,6 +23,8 @@ fail() {
 	echo "build-image: $*" >&2
 	exit 1
 }
+# OUTDIR's usr/, etc/, data/ and tmp/ are replaced: never the host's own.
+[ "$out" != "/" ] || fail "OUTDIR must not be /"
 
 rm -rf "$out/usr" "$out/etc" "$out/data" "$out/tmp"
 mkdir -p "$out/usr/local/bin" "$out/etc/gatehouse" "$out/data" "$out/tmp"
