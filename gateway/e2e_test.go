@@ -587,3 +587,43 @@ func (r *responseCapture) Write(b []byte) (int, error) {
 	}
 	return r.body.Write(b)
 }
+
+func TestSignOutDuringStoreOutageKeepsTheCookie(t *testing.T) {
+	h := newHarness(t)
+	b := h.browser()
+	b.signIn("olga@example.com", "/")
+	account := b.get("/.gatehouse/account")
+	h.srv.sessions.flush()
+	_ = h.store.Close()
+	out := b.post("/.gatehouse/logout", url.Values{"_csrf": {b.csrf(account.body)}})
+	if out.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("logout with the store down: %d, want 503", out.StatusCode)
+	}
+	for _, v := range out.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(v, "gatehouse_session=") {
+			t.Fatalf("cookie cleared although the session still exists: %q", v)
+		}
+	}
+}
+
+func TestOneClickLinkKeepsTheDestination(t *testing.T) {
+	h := newHarness(t)
+	b := h.browser()
+	b.requestCode("pat@example.com", "/reports?q=1")
+	link := h.mail.WaitFor(t, "pat@example.com", 1).Link()
+	u, err := url.Parse(link)
+	if err != nil || u.Query().Get("rd") != "/reports?q=1" {
+		t.Fatalf("link %q does not carry rd", link)
+	}
+	page := b.get(u.RequestURI())
+	if page.StatusCode != http.StatusOK {
+		t.Fatalf("confirm page: %d", page.StatusCode)
+	}
+	if h.up.count() != 0 || b.sessionCookie() != "" {
+		t.Fatal("opening the link signed in without the button")
+	}
+	resp := b.post("/.gatehouse/link", url.Values{"token": {u.Query().Get("t")}, "rd": {u.Query().Get("rd")}, "_csrf": {b.csrf(page.body)}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/reports?q=1" {
+		t.Fatalf("link sign-in: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}

@@ -58,7 +58,7 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 			return s.renderCode(c, http.StatusTooManyRequests, email, rd, "code.resend_too_early", "code.sent", wait)
 		}
 	}
-	sent, err := s.requestCode(ctx, email, s.clientOf(c))
+	sent, err := s.requestCode(ctx, email, rd, s.clientOf(c))
 	if errors.Is(err, errSendFailed) {
 		return s.render(c, http.StatusServiceUnavailable, func(b pages.Base, buf *bytes.Buffer) error {
 			return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: http.StatusServiceUnavailable, Kind: "send_failed", Email: email, RD: rd, RequestID: c.Get(hdrRequestID)})
@@ -193,10 +193,14 @@ func (s *Server) handleLogout(c *fiber.Ctx) error {
 }
 
 // signOut ends the current session, if any, and clears the cookie.
+//
+// The cookie is cleared only once the server no longer knows the session: if
+// the store fails, the user keeps the cookie and can try again, instead of
+// believing they signed out while the session lives on.
 func (s *Server) signOut(c *fiber.Ctx) error {
-	addCookie(c, s.clearCookie())
 	id, err := s.current(c)
 	if errors.Is(err, errNoSession) {
+		addCookie(c, s.clearCookie())
 		return nil
 	}
 	if err != nil {
@@ -207,6 +211,7 @@ func (s *Server) signOut(c *fiber.Ctx) error {
 	if err := s.endSession(ctx, id.ID); err != nil {
 		return err
 	}
+	addCookie(c, s.clearCookie())
 	cl := s.clientOf(c)
 	s.recordEvent(cl.IP, cl.UserAgent, "signout", id.Email, "ok", "")
 	return nil
@@ -360,7 +365,7 @@ func (s *Server) apiSend(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	sent, err := s.requestCode(ctx, email, s.clientOf(c))
+	sent, err := s.requestCode(ctx, email, "", s.clientOf(c))
 	if errors.Is(err, errSendFailed) {
 		return s.jsonError(c, http.StatusServiceUnavailable, "send_failed")
 	}

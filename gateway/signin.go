@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/big"
 	"math/rand/v2"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -47,7 +48,7 @@ type codeSent struct {
 // requestCode handles "send me a code". email must already be parsed. The
 // answer and its timing do not reveal whether the address may sign in,
 // exists, or was throttled; only a mail server failure is reported.
-func (s *Server) requestCode(ctx context.Context, email string, c client) (codeSent, error) {
+func (s *Server) requestCode(ctx context.Context, email, rd string, c client) (codeSent, error) {
 	start := time.Now()
 	rs := s.settings()
 	now := s.now()
@@ -69,7 +70,7 @@ func (s *Server) requestCode(ctx context.Context, email string, c client) (codeS
 		return out, nil
 	}
 	s.recordEvent(c.IP, c.UserAgent, "code.requested", email, "ok", "")
-	if err := s.issueCode(ctx, rs, email, c, now); err != nil {
+	if err := s.issueCode(ctx, rs, email, rd, c, now); err != nil {
 		s.recordEvent(c.IP, c.UserAgent, "code.send_failed", email, "failed", "mail delivery failed")
 		s.metrics.codeEvent("send_failed")
 		s.log.Error("send sign-in code", "err", err)
@@ -95,7 +96,7 @@ func (s *Server) maySend(ctx context.Context, rs *runtimeSettings, email string,
 			return false, "cooldown", nil
 		}
 	}
-	perIP, err := s.store.Hit(ctx, "send:ip:"+c.IP, rs.OTP.RateWindow, now)
+	perIP, err := s.store.Hit(ctx, "send:ip:"+rateKey(c.IP), rs.OTP.RateWindow, now)
 	if err != nil {
 		return false, "", fmt.Errorf("rate limit: %w", err)
 	}
@@ -127,7 +128,9 @@ func windowRemaining(now time.Time, window time.Duration) int {
 }
 
 // issueCode creates, stores and mails a new code (and one-click link).
-func (s *Server) issueCode(ctx context.Context, rs *runtimeSettings, email string, c client, now time.Time) error {
+// rd, already validated, rides along in the one-click link so that it lands
+// where the user was going.
+func (s *Server) issueCode(ctx context.Context, rs *runtimeSettings, email, rd string, c client, now time.Time) error {
 	code, err := randomDigits(s.rand, rs.OTP.Length)
 	if err != nil {
 		return err
@@ -154,7 +157,7 @@ func (s *Server) issueCode(ctx context.Context, rs *runtimeSettings, email strin
 		Code:       code,
 		TTLMinutes: ttlMinutes(rs.OTP.TTL),
 		LoginURL:   s.origin + Prefix + "/login",
-		LinkURL:    s.origin + Prefix + "/link?t=" + link,
+		LinkURL:    s.origin + Prefix + "/link?t=" + link + rdParam(rd),
 	})
 	if err != nil {
 		return fmt.Errorf("render mail: %w", err)
@@ -374,4 +377,12 @@ func (d *durationEstimate) sleepLikeSend(start time.Time) {
 	if wait := target - time.Since(start); wait > 0 {
 		time.Sleep(wait)
 	}
+}
+
+// rdParam is the query suffix carrying a redirect target, or "" for "/".
+func rdParam(rd string) string {
+	if rd == "" || rd == "/" {
+		return ""
+	}
+	return "&rd=" + url.QueryEscape(rd)
 }

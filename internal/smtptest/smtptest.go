@@ -107,7 +107,7 @@ func (m Message) Code() string {
 	return codeRE.FindString(m.Text)
 }
 
-var linkRE = regexp.MustCompile(`https?://\S+/\.gatehouse/link\?t=[A-Za-z0-9_-]+`)
+var linkRE = regexp.MustCompile(`https?://\S+/\.gatehouse/link\?t=[A-Za-z0-9_-]+(?:&rd=\S+)?`)
 
 // Link returns the one-click sign-in link in the text part, if any.
 func (m Message) Link() string {
