@@ -99,3 +99,19 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	}
 	return false
 }
+
+// rateKey is the client address as a rate-limit key: an IPv6 address stands
+// for its /64, since one subscriber usually holds a whole /64 and could
+// otherwise pick a fresh address for every request. IPv4 addresses (and
+// anything that does not parse) are used as they are.
+func rateKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return ip
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}

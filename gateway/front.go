@@ -24,7 +24,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r, done = s.streams.track(r)
 		defer done()
 	}
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &statusRecorder{ResponseWriter: w, upgrade: len(r.Header["Upgrade"]) > 0}
 	ip := s.clientIP(r)
 	// Deferred so a response the proxy cannot finish (the client or the
 	// upstream went away mid-body: ReverseProxy then panics with
@@ -71,7 +71,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ip string) string
 		s.writeError(w, r, http.StatusBadRequest, "bad_request", "")
 		return "rejected"
 	}
-	if len(r.Header["Content-Length"]) > 1 || (len(r.TransferEncoding) > 0 && len(r.Header["Content-Length"]) > 0) {
+	if len(r.Header["Content-Length"]) > 1 || (len(r.TransferEncoding) > 0 && len(r.Header["Content-Length"]) > 0) ||
+		len(r.Header[hdrAmbiguousFraming]) > 0 {
+		// net/http hides most ambiguous framing from handlers; GuardFraming
+		// marks it. Nothing more is read from this connection.
+		w.Header().Set("Connection", "close")
 		s.writeError(w, r, http.StatusBadRequest, "bad_request", "")
 		return "rejected"
 	}
@@ -95,6 +99,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ip string) string
 
 	rs := s.settings()
 	d := rs.access.Decide(r.Host, r.Method, path)
+	if overrideConflicts(rs.access, r, path, d) {
+		s.writeError(w, r, http.StatusBadRequest, "bad_request", "")
+		return "rejected"
+	}
 	f := &forward{
 		path:     path,
 		clientIP: ip,
@@ -179,6 +187,32 @@ func isUpgrade(r *http.Request) bool {
 
 func isWebSocket(r *http.Request) bool {
 	return headerHasToken(r.Header["Connection"], "upgrade") && headerHasToken(r.Header["Upgrade"], "websocket")
+}
+
+// methodOverrides are the headers, in normalized form (see isSpoofable),
+// through which many frameworks let a request ask for another method.
+var methodOverrides = map[string]bool{
+	"x-http-method-override": true,
+	"x-http-method":          true,
+	"x-method-override":      true,
+}
+
+// overrideConflicts reports whether a method-override header, in any
+// spelling, names a method the rules decide differently from the request's
+// own: the upstream might run that method, so the request is refused rather
+// than decided on a method it may not be.
+func overrideConflicts(a *Access, r *http.Request, path string, d Decision) bool {
+	for k, vs := range r.Header {
+		if len(k) > 32 || !methodOverrides[normalizeLong(k)] {
+			continue
+		}
+		for _, v := range vs {
+			if o := a.Decide(r.Host, strings.TrimSpace(v), path); o.Rule != d.Rule || o.Policy != d.Policy {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // dropH2CUpgrade refuses to pass an h2c upgrade through: the upstream would
@@ -294,19 +328,26 @@ func (s *Server) recordEvent(ip, ua, typ, email, outcome, detail string) {
 type statusRecorder struct {
 	http.ResponseWriter
 	status   int
+	upgrade  bool   // the request asked for a protocol upgrade
 	decision string // set when serve returns; "" while the response is unfinished
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
 	if r.status == 0 {
 		r.status = code
+		if r.upgrade && code != http.StatusSwitchingProtocols {
+			// An upgrade that did not happen ends the connection: what
+			// the client sends next was meant for another protocol, and
+			// GuardFraming no longer follows it.
+			r.Header().Set("Connection", "close")
+		}
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *statusRecorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
+		r.WriteHeader(http.StatusOK)
 	}
 	return r.ResponseWriter.Write(b)
 }

@@ -278,23 +278,29 @@ func TestSendLimits(t *testing.T) {
 	cases := []struct {
 		name      string
 		edit      []func(*Options)
+		xff       string // %d is the request number
 		wantMails int
 	}{
 		// X-Forwarded-For from an untrusted peer is ignored: all sends
 		// come from one address.
-		{"per IP, spoofed X-Forwarded-For ignored", []func(*Options){perIP}, 3},
+		{"per IP, spoofed X-Forwarded-For ignored", []func(*Options){perIP}, "192.0.2.%d", 3},
 		// Through a trusted proxy each forwarded address is a client of
-		// its own (this is what makes the case above meaningful).
-		{"per IP, trusted proxy", []func(*Options){perIP, trustLoopback}, 6},
+		// its own (this is what makes the case above meaningful)...
+		{"per IP, trusted proxy", []func(*Options){perIP, trustLoopback}, "192.0.2.%d", 6},
+		// ...but an IPv6 client cannot step around the limit by taking a
+		// fresh address from its /64 for every request.
+		{"per IP, rotating within an IPv6 /64", []func(*Options){perIP, trustLoopback}, "2001:db8:7:8::%d", 3},
+		{"per IP, separate IPv6 /64s", []func(*Options){perIP, trustLoopback}, "2001:db8:7:%d::1", 6},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.edit...)
 			for i := 0; i < 6; i++ {
 				b := h.browser()
-				b.header.Set("X-Forwarded-For", fmt.Sprintf("192.0.2.%d", i+1))
-				b.header.Set("X-Real-Ip", fmt.Sprintf("192.0.2.%d", i+1))
-				b.header.Set("Forwarded", fmt.Sprintf("for=192.0.2.%d", i+1))
+				ip := fmt.Sprintf(tc.xff, i+1)
+				b.header.Set("X-Forwarded-For", ip)
+				b.header.Set("X-Real-Ip", ip)
+				b.header.Set("Forwarded", "for=\""+ip+"\"")
 				if r := b.requestCode(fmt.Sprintf("r%d@example.com", i), "/"); r.StatusCode != http.StatusOK {
 					t.Fatalf("send %d: %d", i, r.StatusCode)
 				}

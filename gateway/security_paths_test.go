@@ -1,14 +1,25 @@
 package gateway
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/text/unicode/norm"
+
+	"gatehouse/authstore"
+	"gatehouse/mailer"
+	"gatehouse/pages"
 )
 
 // pathRules has one public rule of every kind (prefix glob, exact path,
@@ -239,5 +250,146 @@ func TestMethodRulesUseTheRequestMethod(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// recordingTransport stands in for the upstream: it remembers the target
+// of every request the proxy sends.
+type recordingTransport struct {
+	mu      sync.Mutex
+	targets []*url.URL
+}
+
+func (rt *recordingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rt.mu.Lock()
+	u := *r.URL
+	rt.targets = append(rt.targets, &u)
+	rt.mu.Unlock()
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+}
+
+func (rt *recordingTransport) take() *url.URL {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if len(rt.targets) == 0 {
+		return nil
+	}
+	u := rt.targets[0]
+	rt.targets = nil
+	return u
+}
+
+// FuzzForwardedPublicPath drives the real front server with arbitrary
+// request targets and no session: whatever reaches the upstream must be on
+// a public rule, both as the gateway reads it and as the most lenient
+// server behind might (decoded again, "\" as "/", NFKC, ";params" dropped,
+// dot segments resolved); the query travels unchanged and never decides.
+func FuzzForwardedPublicPath(f *testing.F) {
+	for _, s := range []string{
+		"/public/x", "/public//x", "/%70ublic/x?a=/../admin", "/public/../admin", "/public/%2e%2e/admin",
+		"/public/..;/admin", "/public%2f..%2fadmin", "/status", "/status/x", "/assets/a.css", "/assets/a.css/..",
+		"/public/%c0%ae%c0%ae/admin", "/public/%252e%252e/admin", "/public;x/y", "/internal;/public/x",
+		"/public/caf%C3%A9", "/public/a%20b", "/public/\u2025/admin", "/public/%ef%bc%8e%ef%bc%8e/admin",
+		"/admin?/public/x", "/admin#/public/x",
+	} {
+		f.Add(s)
+	}
+	ctx := context.Background()
+	st, err := authstore.Open(ctx, authstore.Options{Driver: "sqlite", DSN: filepath.Join(f.TempDir(), "fuzz.db")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		f.Fatal(err)
+	}
+	pg, err := pages.New(pages.Options{AppName: "Gatehouse", DefaultLanguage: "en", Prefix: Prefix})
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub, _ := url.Parse("http://gate.example")
+	up, _ := url.Parse("http://upstream.example")
+	rt := &recordingTransport{}
+	rules := []Rule{
+		{Paths: []string{"/public/**"}, Policy: PolicyPublic},
+		{Paths: []string{"/status"}, Policy: PolicyPublic},
+		{Paths: []string{"/assets/*.css"}, Policy: PolicyPublic},
+		{Paths: []string{"/internal/**"}, Policy: PolicyDeny},
+	}
+	srv, err := New(Options{
+		PublicURL: pub, Upstream: up, Store: st, Secret: bytes.Repeat([]byte("k"), 32), UpstreamTransport: rt,
+		Session: SessionSettings{CookieName: "gatehouse_session", Lifetime: time.Hour, IdleTimeout: time.Hour},
+		Settings: Settings{
+			Rules: rules, DefaultPolicy: PolicyAuthenticated, Signup: Signup{Open: true},
+			OTP: OTPSettings{Length: 6, TTL: time.Minute, MaxAttempts: 5, MaxFailuresPerHour: 100,
+				RateWindow: time.Minute, PerAddress: 5, PerIP: 30},
+			Mailer: mailer.NewLog(io.Discard), Pages: pg,
+		},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	access, err := NewAccess(rules, PolicyAuthenticated)
+	if err != nil {
+		f.Fatal(err)
+	}
+	probe := httptest.NewRequest(http.MethodGet, "/public/x", nil)
+	srv.ServeHTTP(httptest.NewRecorder(), probe)
+	if rt.take() == nil {
+		f.Fatal("a public path did not reach the upstream: the target proves nothing")
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil || strings.ContainsAny(target, " \t\r\n\x00") || !strings.HasPrefix(target, "/") ||
+			strings.HasPrefix(target, Prefix) {
+			return // net/http refuses these request lines, or they are Gatehouse's own
+		}
+		req := &http.Request{
+			Method: http.MethodGet, URL: u, RequestURI: target, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Accept": {"application/json"}}, Host: "gate.example", RemoteAddr: "192.0.2.1:1234",
+			Body: http.NoBody,
+		}
+		req = req.WithContext(ctx)
+		srv.ServeHTTP(httptest.NewRecorder(), req)
+		got := rt.take()
+		if got == nil {
+			return
+		}
+		sent := got.EscapedPath()
+		clean, err := CleanPath(sent)
+		if err != nil {
+			t.Fatalf("%q reached the upstream as %q, which CleanPath refuses: %v", target, sent, err)
+		}
+		if d := access.Decide("gate.example", http.MethodGet, clean); d.Policy != PolicyPublic {
+			t.Fatalf("%q reached the upstream as %q (%s) without a session", target, sent, d.Policy)
+		}
+		if deep := deepNormalize(sent); access.Decide("gate.example", http.MethodGet, deep).Policy != PolicyPublic {
+			t.Fatalf("%q reached the upstream as %q, which a lenient server reads as %q", target, sent, deep)
+		}
+		if q := strings.SplitN(target, "?", 2); len(q) == 2 && got.RawQuery != q[1] {
+			t.Fatalf("%q: the query became %q", target, got.RawQuery)
+		}
+	})
+}
+
+// TestStaticFilesStayInside: the asset handler serves its own files only.
+func TestStaticFilesStayInside(t *testing.T) {
+	h := newHarness(t)
+	for _, target := range []string{
+		"/.gatehouse/static/../../go.mod", "/.gatehouse/static/..%2f..%2fgo.mod", "/.gatehouse/static/%2e%2e/%2e%2e/go.mod",
+		"/.gatehouse/static/..\\..\\go.mod", "/.gatehouse/static//etc/passwd", "/.gatehouse/static/%2fetc%2fpasswd",
+		"/.gatehouse/static/templates/login.html", "/.gatehouse/static/../templates/login.html",
+		"/.gatehouse/static/.", "/.gatehouse/static/",
+	} {
+		r := rawGet(t, h.addr(), target)
+		if r.status == http.StatusOK {
+			t.Errorf("%s: 200 (%d bytes)", target, len(r.body))
+		}
+		if strings.Contains(r.body, "module gatehouse") || strings.Contains(r.body, "root:") || strings.Contains(r.body, "{{") {
+			t.Errorf("%s: served a file from outside the assets", target)
+		}
+	}
+	if r := rawGet(t, h.addr(), "/.gatehouse/static/style.css"); r.status != http.StatusOK {
+		t.Fatalf("the stylesheet itself: %d", r.status)
 	}
 }

@@ -399,3 +399,30 @@ func TestResponsesThatSetOrShowSessionsAreNotStored(t *testing.T) {
 	check("sign-out", b.post("/.gatehouse/logout", url.Values{"_csrf": {b.csrf(account.body)}}))
 	check("API sign-out", b.api("/.gatehouse/api/sign-out", "{}"))
 }
+
+// TestOnlyOwnSessionsCanBeRevoked: a signed-in user cannot end another
+// user's session by naming its ID.
+func TestOnlyOwnSessionsCanBeRevoked(t *testing.T) {
+	h := newHarness(t)
+	alice := h.browser()
+	alice.signIn("alice@example.com", "/")
+	bob := h.browser()
+	bob.signIn("bob@example.com", "/")
+	var bobID string
+	for _, r := range h.dbRows("sessions") {
+		if r["email"] == "bob@example.com" {
+			bobID = r["id"]
+		}
+	}
+	account := alice.get("/.gatehouse/account")
+	if strings.Contains(account.body, bobID) {
+		t.Fatal("alice's account page lists bob's session")
+	}
+	r := alice.post("/.gatehouse/sessions/revoke", url.Values{"id": {bobID}, "_csrf": {alice.csrf(account.body)}})
+	if r.StatusCode != http.StatusNotFound {
+		t.Fatalf("revoking another user's session: %d, want 404", r.StatusCode)
+	}
+	if r := bob.get("/x"); r.StatusCode != http.StatusOK {
+		t.Fatalf("bob's session was ended by alice: %d", r.StatusCode)
+	}
+}
