@@ -93,7 +93,7 @@ func TestCodesAreStoredOnlyAsKeyedHashes(t *testing.T) {
 	h.browser().requestCode("kim@example.com", "/")
 	msg := h.mail.WaitFor(t, "kim@example.com", 1)
 	code, link := msg.Code(), msg.Link()
-	token := link[strings.Index(link, "t=")+2:]
+	token := linkToken(link)
 	rows := h.dbRows("login_codes")
 	if len(rows) != 1 {
 		t.Fatalf("%d code rows, want 1", len(rows))
@@ -187,7 +187,7 @@ func TestNewerCodeVoidsOlderCodeAndLink(t *testing.T) {
 	if r := b.verify("ole@example.com", first.Code(), "/", page.body); r.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("older code: %d, want 401", r.StatusCode)
 	}
-	token := first.Link()[strings.Index(first.Link(), "t=")+2:]
+	token := linkToken(first.Link())
 	confirm := b.get("/.gatehouse/link?t=" + token)
 	if r := b.post("/.gatehouse/link", url.Values{"token": {token}, "_csrf": {b.csrf(confirm.body)}}); r.StatusCode == http.StatusSeeOther {
 		t.Fatal("the older mail's link still signs in")

@@ -50,7 +50,7 @@ func TestFormEndpointsRefuseCrossSiteRequests(t *testing.T) {
 	pending.requestCode("pen@example.com", "/")
 	msg := h.mail.WaitFor(t, "pen@example.com", 1)
 	link := msg.Link()
-	linkToken := link[strings.Index(link, "t=")+2:]
+	pendingToken := linkToken(link)
 	var otherID string
 	for _, r := range h.dbRows("sessions") {
 		otherID = r["id"] // any of val's sessions will do
@@ -61,7 +61,7 @@ func TestFormEndpointsRefuseCrossSiteRequests(t *testing.T) {
 	}{
 		{"/.gatehouse/login", url.Values{"email": {"attacker-chosen@example.com"}}},
 		{"/.gatehouse/verify", url.Values{"email": {"pen@example.com"}, "code": {msg.Code()}}},
-		{"/.gatehouse/link", url.Values{"token": {linkToken}}},
+		{"/.gatehouse/link", url.Values{"token": {pendingToken}}},
 		{"/.gatehouse/logout", url.Values{}},
 		{"/.gatehouse/logout-others", url.Values{}},
 		{"/.gatehouse/sessions/revoke", url.Values{"id": {otherID}}},
@@ -182,7 +182,7 @@ func TestGETChangesNothing(t *testing.T) {
 	pending.requestCode("pen@example.com", "/")
 	msg := h.mail.WaitFor(t, "pen@example.com", 1)
 	link := msg.Link()
-	token := link[strings.Index(link, "t=")+2:]
+	token := linkToken(link)
 	paths := []string{
 		"/.gatehouse/logout",
 		"/.gatehouse/logout?rd=/x",

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -87,4 +88,13 @@ func rawGet(t *testing.T, addr, target string, headers ...string) rawResponse {
 		t.Fatalf("GET %q: no response", target)
 	}
 	return resps[0]
+}
+
+// linkToken returns the token of a one-click sign-in link.
+func linkToken(link string) string {
+	u, err := url.Parse(link)
+	if err != nil {
+		return ""
+	}
+	return u.Query().Get("t")
 }
