@@ -73,7 +73,7 @@ func newNonce(r io.Reader) string {
 // setPageHeaders sets the security headers of every Gatehouse page.
 func setPageHeaders(h http.Header, nonce, formAction string) {
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; style-src 'self'; img-src 'self' data:; "+
-		"form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
+		"object-src 'none'; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")

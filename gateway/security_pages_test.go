@@ -64,7 +64,7 @@ func checkPageHeaders(t *testing.T, name string, r response) string {
 			csp[k] = v
 		}
 	}
-	want := map[string]string{"default-src": "'none'", "frame-ancestors": "'none'", "base-uri": "'none'"}
+	want := map[string]string{"default-src": "'none'", "object-src": "'none'", "frame-ancestors": "'none'", "base-uri": "'none'"}
 	for k, v := range want {
 		if csp[k] != v {
 			t.Errorf("%s: CSP %s %q, want %q", name, k, csp[k], v)
