@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // smuggled is a second request hidden in the first one's body, aimed at a
@@ -231,6 +234,18 @@ func TestUpgradesPassTheSameDecision(t *testing.T) {
 			t.Fatal("upstream was reached")
 		}
 	})
+	t.Run("HTTP/2 prior knowledge is not spoken", func(t *testing.T) {
+		before := h.up.count()
+		resps := rawExchange(t, addr, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+		for _, r := range resps {
+			if r.status < 400 {
+				t.Fatalf("answered %d to an HTTP/2 preface", r.status)
+			}
+		}
+		if h.up.count() != before {
+			t.Fatal("upstream was reached")
+		}
+	})
 	t.Run("h2c upgrade is not passed on", func(t *testing.T) {
 		resps := rawExchange(t, addr, "GET /public/x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
 		if len(resps) != 1 || resps[0].status != http.StatusOK {
@@ -349,4 +364,47 @@ func FuzzGuardFraming(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFramingGuardPassesWebSockets: after a switched protocol the guard
+// steps aside, so frames flow both ways untouched, including frames sent
+// right behind the upgrade request.
+func TestFramingGuardPassesWebSockets(t *testing.T) {
+	h := newHarness(t)
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			typ, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(typ, append([]byte("echo: "), msg...)); err != nil {
+				return
+			}
+		}
+	}
+	addr := h.guarded()
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	c, _, err := d.Dial("ws://"+addr+"/public/ws", nil)
+	if err != nil {
+		t.Fatalf("dial through the guard: %v", err)
+	}
+	defer c.Close()
+	// Frames that look like HTTP heads with ambiguous framing must pass
+	// as they are.
+	for _, msg := range []string{"hello", smuggled, strings.Repeat("x", 70000)} {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, got, err := c.ReadMessage()
+		if err != nil || string(got) != "echo: "+msg {
+			t.Fatalf("echo of %.20q: %.40q, %v", msg, got, err)
+		}
+	}
 }
