@@ -73,6 +73,10 @@ type framingConn struct {
 	in        []byte // read from the socket, not yet checked
 	out       []byte // checked, to be returned to net/http
 	scratch   []byte
+	// scan is how far into in the search for a line end has got without
+	// finding one that completes the current head or line, so a head
+	// dripped in byte by byte is read once, not once per byte.
+	scan int
 }
 
 func (c *framingConn) Read(p []byte) (int, error) {
@@ -119,6 +123,7 @@ func (c *framingConn) CloseWrite() error {
 func (c *framingConn) release(n int) {
 	c.out = append(c.out, c.in[:n]...)
 	c.in = c.in[n:]
+	c.scan = 0
 }
 
 // giveUp delivers what was read and ends the stream: net/http will refuse
@@ -185,8 +190,9 @@ func (c *framingConn) advanceHead() bool {
 		c.release(skip)
 		return true
 	}
-	end := headEnd(c.in)
+	end, resume := headEnd(c.in, c.scan)
 	if end < 0 {
+		c.scan = resume
 		if len(c.in) > maxGuardedHead {
 			c.giveUp()
 			return true
@@ -209,6 +215,7 @@ func (c *framingConn) advanceHead() bool {
 		c.out = append(c.out, hdrAmbiguousFraming+": 1\r\n"...)
 		c.out = append(c.out, head[line:]...)
 		c.in = c.in[end:]
+		c.scan = 0
 	} else {
 		c.release(end)
 	}
@@ -225,21 +232,23 @@ func (c *framingConn) advanceHead() bool {
 }
 
 // headEnd returns the length of the head (through its empty line), or -1
-// when the empty line has not arrived yet. Lines end in LF, with or
-// without CR, as net/http reads them.
-func headEnd(b []byte) int {
-	for i := 0; i < len(b); {
+// and the start of the first incomplete line when the empty line has not
+// arrived yet; from is such a start from an earlier call. Lines end in LF,
+// with or without CR, as net/http reads them.
+func headEnd(b []byte, from int) (end, resume int) {
+	i := from
+	for i < len(b) {
 		j := bytes.IndexByte(b[i:], '\n')
 		if j < 0 {
-			return -1
+			break
 		}
 		line := b[i : i+j]
 		i += j + 1
 		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
-			return i
+			return i, 0
 		}
 	}
-	return -1
+	return -1, i
 }
 
 // framing is what a request head says about the message.
@@ -357,9 +366,19 @@ func asciiEqualFold(b []byte, lower string) bool {
 	return true
 }
 
+// lineEnd returns the index of the LF ending the line at the start of the
+// input, or -1, resuming where the last search stopped.
+func (c *framingConn) lineEnd() int {
+	if j := bytes.IndexByte(c.in[c.scan:], '\n'); j >= 0 {
+		return c.scan + j
+	}
+	c.scan = len(c.in)
+	return -1
+}
+
 // advanceChunkLine reads a chunk-size line; net/http requires CRLF there.
 func (c *framingConn) advanceChunkLine() bool {
-	i := bytes.IndexByte(c.in, '\n')
+	i := c.lineEnd()
 	if i < 0 {
 		if len(c.in) > maxGuardedChunkLine {
 			c.giveUp()
@@ -409,7 +428,7 @@ func (c *framingConn) advanceChunkEnd() bool {
 
 // advanceTrailer skips trailer fields up to the empty line.
 func (c *framingConn) advanceTrailer() bool {
-	i := bytes.IndexByte(c.in, '\n')
+	i := c.lineEnd()
 	if i < 0 {
 		if len(c.in) > maxGuardedHead {
 			c.giveUp()
