@@ -152,6 +152,17 @@ func TestRequestHeadersNeverDecideAccess(t *testing.T) {
 	if n := h.up.count(); n != 0 {
 		t.Fatalf("%d requests reached the upstream", n)
 	}
+	// Forward-auth believes the description of a request only from a
+	// trusted proxy; this harness trusts none.
+	for _, set := range [][]string{
+		{"X-Forwarded-Method: GET", "X-Forwarded-Proto: http", "X-Forwarded-Host: a", "X-Forwarded-Uri: /public/x"},
+		{"X-Original-URL: http://a/public/x", "X-Original-Method: GET"},
+		{"X-Original-URL: http://a/public/x", "X-Gatehouse-Peer-Trusted: 1", "X-Forwarded-For: 127.0.0.1"},
+	} {
+		if r := rawGet(t, h.addr(), "/.gatehouse/auth", set...); r.status != http.StatusUnauthorized {
+			t.Errorf("forward-auth from an untrusted peer with %q: %d, want 401", set, r.status)
+		}
+	}
 
 	// On a public path the request passes, but nothing that would make the
 	// upstream route it elsewhere goes with it.
