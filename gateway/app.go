@@ -140,7 +140,17 @@ func (s *Server) jsonError(c *fiber.Ctx, status int, code string) error {
 	rs := s.settings()
 	lang := rs.Pages.Negotiate(c.Get("Accept-Language"), "")
 	c.Set("Cache-Control", "no-store")
-	return c.Status(status).JSON(fiber.Map{"error": code, "message": rs.Pages.Message(lang, "error."+code+".title")})
+	return c.Status(status).JSON(fiber.Map{"error": code, "message": rs.Pages.Message(lang, apiMessageKey(code))})
+}
+
+// apiMessageKey is the catalog key of an API error code's message: sign-in
+// outcomes (code_wrong) use the code form's own texts, the rest the error
+// pages' titles.
+func apiMessageKey(code string) string {
+	if rest, ok := strings.CutPrefix(code, "code_"); ok {
+		return "code." + rest
+	}
+	return "error." + code + ".title"
 }
 
 // render writes a page with its security headers and a CSRF token.

@@ -311,9 +311,22 @@ func (s *Server) audit(r *http.Request, typ, email, outcome, detail string) {
 	s.recordEvent(s.clientIP(r), r.UserAgent(), typ, email, outcome, detail)
 }
 
+// At most maxAuditWriters events are written at once; past that, events are
+// dropped and counted rather than letting a flood of denied requests pile up
+// goroutines without bound.
 func (s *Server) recordEvent(ip, ua, typ, email, outcome, detail string) {
+	select {
+	case s.auditSlots <- struct{}{}:
+	default:
+		if n := s.auditDropped.Add(1); n == 1 || n%1000 == 0 {
+			s.log.Warn("audit events dropped: the store is not keeping up", "dropped_total", n)
+		}
+		s.metrics.auditDropped()
+		return
+	}
 	ev := auditEvent(s.now(), ip, ua, typ, email, outcome, detail)
 	s.pendingEvents.Go(func() {
+		defer func() { <-s.auditSlots }()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.store.RecordEvent(ctx, ev); err != nil {

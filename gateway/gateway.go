@@ -130,7 +130,12 @@ type Server struct {
 	streams  *streams
 	// pendingEvents are audit writes still in flight (see FlushAudit).
 	pendingEvents sync.WaitGroup
+	auditSlots    chan struct{} // bounds concurrent audit writes
+	auditDropped  atomic.Uint64
 }
+
+// maxAuditWriters bounds the audit writes in flight.
+const maxAuditWriters = 256
 
 // runtimeSettings is Settings compiled for use on the hot path.
 type runtimeSettings struct {
@@ -162,19 +167,20 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s := &Server{
-		publicURL: opts.PublicURL,
-		origin:    opts.PublicURL.Scheme + "://" + opts.PublicURL.Host,
-		trusted:   opts.TrustedProxies,
-		session:   opts.Session,
-		cookie:    cookieName(opts.Session),
-		store:     opts.Store,
-		secret:    opts.Secret,
-		log:       opts.Logger,
-		metrics:   opts.Metrics,
-		now:       opts.Now,
-		rand:      opts.Rand,
-		sendTime:  newDurationEstimate(150 * time.Millisecond),
-		reqIDs:    newRequestIDs(),
+		publicURL:  opts.PublicURL,
+		origin:     opts.PublicURL.Scheme + "://" + opts.PublicURL.Host,
+		trusted:    opts.TrustedProxies,
+		session:    opts.Session,
+		cookie:     cookieName(opts.Session),
+		store:      opts.Store,
+		secret:     opts.Secret,
+		log:        opts.Logger,
+		metrics:    opts.Metrics,
+		now:        opts.Now,
+		rand:       opts.Rand,
+		sendTime:   newDurationEstimate(150 * time.Millisecond),
+		reqIDs:     newRequestIDs(),
+		auditSlots: make(chan struct{}, maxAuditWriters),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

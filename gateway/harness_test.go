@@ -135,7 +135,7 @@ func newHarness(t *testing.T, edit ...func(*Options)) *harness {
 		t.Fatal(err)
 	}
 	hs := &http.Server{Handler: h.srv, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
+	go func() { _ = hs.Serve(GuardFraming(ln)) }()
 	t.Cleanup(func() { _ = hs.Close() })
 	return h
 }

@@ -18,6 +18,7 @@ type Metrics struct {
 	storeErrors    prometheus.Counter
 	cache          *prometheus.CounterVec
 	activeSessions prometheus.Gauge
+	auditDrops     prometheus.Counter
 }
 
 // NewMetrics registers the series on reg.
@@ -45,11 +46,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_session_cache_total", Help: "Session lookups by cache result (hit, miss).",
 		}, []string{"result"}),
+		auditDrops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_audit_events_dropped_total", Help: "Audit events dropped because too many writes were already in flight.",
+		}),
 		activeSessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_active_sessions", Help: "Sessions in the store not past their absolute expiry, refreshed periodically.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.upstreamErrors, m.upstreamTime, m.codes, m.signins, m.storeErrors, m.cache, m.activeSessions} {
+	for _, c := range []prometheus.Collector{m.requests, m.upstreamErrors, m.upstreamTime, m.codes, m.signins, m.storeErrors, m.cache, m.activeSessions, m.auditDrops} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -88,6 +92,12 @@ func (m *Metrics) upstreamLatency(d time.Duration) {
 func (m *Metrics) codeEvent(outcome string) {
 	if m != nil {
 		m.codes.WithLabelValues(outcome).Inc()
+	}
+}
+
+func (m *Metrics) auditDropped() {
+	if m != nil {
+		m.auditDrops.Inc()
 	}
 }
 

@@ -245,7 +245,9 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 		ready(ln.Addr().String())
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	// The framing guard refuses requests whose length is ambiguous, which
+	// net/http would otherwise quietly reinterpret.
+	go func() { errc <- srv.Serve(gateway.GuardFraming(ln)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
