@@ -627,3 +627,23 @@ func TestOneClickLinkKeepsTheDestination(t *testing.T) {
 		t.Fatalf("link sign-in: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+func TestForbiddenPageCanSwitchAccountWithoutCSRFCookie(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.Settings.Rules = []Rule{{Paths: []string{"/admin/**"}, Policy: PolicyAuthenticated, Emails: []string{"root@example.com"}}}
+	})
+	b := h.browser()
+	b.signIn("quinn@example.com", "/")
+	// A browser restart keeps the persistent session cookie but drops the
+	// CSRF cookie, which lives only for the browser session.
+	u, _ := url.Parse(h.URL)
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: csrfCookieName(false), Value: "", MaxAge: -1, Path: "/"}})
+	page := b.get("/admin/x")
+	if page.StatusCode != http.StatusForbidden {
+		t.Fatalf("status %d", page.StatusCode)
+	}
+	out := b.post("/.gatehouse/logout", url.Values{"_csrf": {b.csrf(page.body)}, "rd": {"/admin/x"}})
+	if out.StatusCode != http.StatusSeeOther {
+		t.Fatalf("switch account: %d", out.StatusCode)
+	}
+}

@@ -265,7 +265,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, 
 	if !acceptsHTML(r) {
 		rs := s.settings()
 		lang := rs.Pages.Negotiate(r.Header.Get("Accept-Language"), "")
-		s.writeJSON(w, status, map[string]string{"error": kind, "message": rs.Pages.Message(lang, "error."+kind+".title")})
+		s.writeJSON(w, status, map[string]string{"error": kind, "message": rs.Pages.Message(lang, apiMessageKey(kind))})
 		return
 	}
 	rd := ""
@@ -274,8 +274,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, 
 	}
 	rs := s.settings()
 	nonce := newNonce(s.rand)
+	token := s.csrfToken(cookieValue(r.Header["Cookie"], csrfCookieName(s.session.Secure)))
+	if token == "" && email != "" {
+		// The "switch account" button posts a form: a browser that kept
+		// its session cookie but lost the CSRF cookie needs a new one.
+		if v, setCookie := s.newCSRFCookie(); v != "" {
+			w.Header().Add("Set-Cookie", setCookie)
+			token = s.csrfToken(v)
+		}
+	}
 	v := pages.ErrorView{
-		Base:      pages.Base{Lang: rs.Pages.Negotiate(r.Header.Get("Accept-Language"), r.URL.Query().Get("lang")), Nonce: nonce, CSRFName: csrfField, CSRFToken: s.csrfToken(cookieValue(r.Header["Cookie"], csrfCookieName(s.session.Secure)))},
+		Base:      pages.Base{Lang: rs.Pages.Negotiate(r.Header.Get("Accept-Language"), r.URL.Query().Get("lang")), Nonce: nonce, CSRFName: csrfField, CSRFToken: token},
 		Status:    status,
 		Kind:      kind,
 		Email:     email,
