@@ -295,8 +295,10 @@ func (c *Config) Keys() []string {
 
 // RestartRequired returns, sorted, the dotted keys whose change between old
 // and new cannot be applied to a running server: every server.* key except
-// server.shutdown_timeout, every database.* key, and metrics.listen. If
-// either config is nil, all of those keys are returned.
+// server.shutdown_timeout, every database.* key, metrics.listen, and what
+// the gateway fixes at start (the upstreams, the session cookie and
+// lifetimes, the secret, the log format). If either config is nil, all of
+// those keys are returned.
 func RestartRequired(old, new *Config) []string {
 	var changed []string
 	for key, value := range restartValues() {
@@ -311,13 +313,8 @@ func RestartRequired(old, new *Config) []string {
 // restartValues renders, for comparison, each key that needs a restart.
 func restartValues() map[string]func(*Config) string {
 	return map[string]func(*Config) string{
-		"server.listen": func(c *Config) string { return c.Server.Listen },
-		"server.public_url": func(c *Config) string {
-			if c.Server.PublicURL == nil {
-				return ""
-			}
-			return c.Server.PublicURL.String()
-		},
+		"server.listen":     func(c *Config) string { return c.Server.Listen },
+		"server.public_url": func(c *Config) string { return urlString(c.Server.PublicURL) },
 		"server.trusted_proxies": func(c *Config) string {
 			var b strings.Builder
 			for _, p := range c.Server.TrustedProxies {
@@ -332,7 +329,31 @@ func restartValues() map[string]func(*Config) string {
 		"database.max_idle_conns":    func(c *Config) string { return strconv.Itoa(c.Database.MaxIdleConns) },
 		"database.conn_max_lifetime": func(c *Config) string { return c.Database.ConnMaxLifetime.String() },
 		"metrics.listen":             func(c *Config) string { return c.Metrics.Listen },
+		"upstream.url":               func(c *Config) string { return urlString(c.Upstream.URL) },
+		"upstream.timeout":           func(c *Config) string { return c.Upstream.Timeout.String() },
+		"upstream.health_path":       func(c *Config) string { return c.Upstream.HealthPath },
+		"routes": func(c *Config) string {
+			var b strings.Builder
+			for _, r := range c.Routes {
+				fmt.Fprintf(&b, "%s|%s|%s,", r.Host, r.PathPrefix, urlString(r.Upstream))
+			}
+			return b.String()
+		},
+		"session.cookie_name":   func(c *Config) string { return c.Session.CookieName },
+		"session.cookie_domain": func(c *Config) string { return c.Session.CookieDomain },
+		"session.lifetime":      func(c *Config) string { return c.Session.Lifetime.String() },
+		"session.idle_timeout":  func(c *Config) string { return c.Session.IdleTimeout.String() },
+		"session.secure":        func(c *Config) string { return strconv.FormatBool(c.CookieSecure()) },
+		"secret":                func(c *Config) string { return c.Secret },
+		"log.format":            func(c *Config) string { return c.Log.Format },
 	}
+}
+
+func urlString(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	return u.String()
 }
 
 // load is the common path of Load, Parse and Default. hasFile is false for

@@ -734,9 +734,10 @@ func TestRestartRequired(t *testing.T) {
 		want    []string
 	}{
 		{"nothing changed", nil, nil},
-		{"hot keys only", []string{"GATEHOUSE_OTP_TTL=2m", "GATEHOUSE_ACCESS_DEFAULT=deny", "GATEHOUSE_SERVER_SHUTDOWN_TIMEOUT=5s", "GATEHOUSE_UPSTREAM_URL=http://127.0.0.1:3001"}, nil},
+		{"hot keys only", []string{"GATEHOUSE_OTP_TTL=2m", "GATEHOUSE_ACCESS_DEFAULT=deny", "GATEHOUSE_SERVER_SHUTDOWN_TIMEOUT=5s", "GATEHOUSE_UPSTREAM_MAX_REQUEST_BODY=1MB", "GATEHOUSE_LOG_LEVEL=debug"}, nil},
+		{"upstream and session", []string{"GATEHOUSE_UPSTREAM_URL=http://127.0.0.1:3001", "GATEHOUSE_SESSION_LIFETIME=48h", "GATEHOUSE_LOG_FORMAT=json"}, []string{"log.format", "session.lifetime", "upstream.url"}},
 		{"listen", []string{"GATEHOUSE_SERVER_LISTEN=127.0.0.1:9000"}, []string{"server.listen"}},
-		{"public url and proxies", []string{"GATEHOUSE_SERVER_PUBLIC_URL=https://x.example.com", "GATEHOUSE_SERVER_TRUSTED_PROXIES=10.0.0.0/8"}, []string{"server.public_url", "server.trusted_proxies"}},
+		{"public url and proxies", []string{"GATEHOUSE_SERVER_PUBLIC_URL=https://x.example.com", "GATEHOUSE_SERVER_TRUSTED_PROXIES=10.0.0.0/8"}, []string{"server.public_url", "server.trusted_proxies", "session.secure"}},
 		{"database", []string{"GATEHOUSE_DATABASE_DSN=other.db", "GATEHOUSE_DATABASE_MAX_OPEN_CONNS=3", "GATEHOUSE_DATABASE_MAX_IDLE_CONNS=1", "GATEHOUSE_DATABASE_CONN_MAX_LIFETIME=1h"},
 			[]string{"database.conn_max_lifetime", "database.dsn", "database.max_idle_conns", "database.max_open_conns"}},
 		{"metrics", []string{"GATEHOUSE_METRICS_LISTEN=127.0.0.1:9090"}, []string{"metrics.listen"}},
@@ -757,11 +758,14 @@ func TestRestartRequired(t *testing.T) {
 		}
 	})
 
-	t.Run("covers exactly server.* but shutdown_timeout, database.* and metrics.listen", func(t *testing.T) {
+	t.Run("covers exactly the keys fixed at start", func(t *testing.T) {
+		fixed := []string{"upstream.url", "upstream.timeout", "upstream.health_path", "routes",
+			"session.cookie_name", "session.cookie_domain", "session.lifetime", "session.idle_timeout", "session.secure",
+			"secret", "log.format", "metrics.listen"}
 		var want []string
 		for _, f := range schema() {
 			server := strings.HasPrefix(f.key, "server.") && f.key != "server.shutdown_timeout"
-			if server || strings.HasPrefix(f.key, "database.") || f.key == "metrics.listen" {
+			if server || strings.HasPrefix(f.key, "database.") || slices.Contains(fixed, f.key) {
 				want = append(want, f.key)
 			}
 		}

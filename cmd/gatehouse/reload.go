@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -122,43 +121,12 @@ func (w *reloadWatcher) reload(reason string, force bool) {
 		return
 	}
 	w.reloads.WithLabelValues("applied").Inc()
-	if keys := restartKeys(w.cur, next); len(keys) > 0 {
+	if keys := config.RestartRequired(w.cur, next); len(keys) > 0 {
 		w.log.Warn("config reloaded; these changes need a restart to apply", "reason", reason, "keys", strings.Join(keys, ","))
 	} else {
 		w.log.Info("config reloaded", "reason", reason)
 	}
 	w.cur = next
-}
-
-// restartKeys lists the changed keys that a running server cannot apply:
-// config.RestartRequired's, and those the gateway fixes at start (the
-// upstreams, the session cookie and lifetimes, the secret, the log format).
-func restartKeys(old, next *config.Config) []string {
-	keys := config.RestartRequired(old, next)
-	add := func(key string, changed bool) {
-		if changed && !slices.Contains(keys, key) {
-			keys = append(keys, key)
-		}
-	}
-	add("upstream.url", old.Upstream.URL.String() != next.Upstream.URL.String())
-	add("upstream.timeout", old.Upstream.Timeout != next.Upstream.Timeout)
-	add("upstream.health_path", old.Upstream.HealthPath != next.Upstream.HealthPath)
-	add("routes", !sameRoutes(old.Routes, next.Routes))
-	add("session.cookie_name", old.Session.CookieName != next.Session.CookieName)
-	add("session.cookie_domain", old.Session.CookieDomain != next.Session.CookieDomain)
-	add("session.lifetime", old.Session.Lifetime != next.Session.Lifetime)
-	add("session.idle_timeout", old.Session.IdleTimeout != next.Session.IdleTimeout)
-	add("session.secure", old.CookieSecure() != next.CookieSecure())
-	add("secret", old.Secret != next.Secret)
-	add("log.format", old.Log.Format != next.Log.Format)
-	slices.Sort(keys)
-	return keys
-}
-
-func sameRoutes(a, b []config.Route) bool {
-	return slices.EqualFunc(a, b, func(x, y config.Route) bool {
-		return x.Host == y.Host && x.PathPrefix == y.PathPrefix && x.Upstream.String() == y.Upstream.String()
-	})
 }
 
 // oneLine joins a multi-line error (config problems come one per line) for
