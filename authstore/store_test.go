@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"gatehouse/internal/logbuf"
 	"log/slog"
 	"net/url"
 	"os"
@@ -1115,7 +1116,7 @@ func testWatchReconnect(t *testing.T, opts Options) {
 		t.Skip("only PostgreSQL has a listener connection to lose")
 	}
 	ctx := context.Background()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	s := migrated(t, opts)
 	other := open(t, opts)
@@ -1154,22 +1155,4 @@ func testWatchReconnect(t *testing.T, opts Options) {
 	if n := strings.Count(logs.String(), "listening for session revocations"); n != 1 {
 		t.Errorf("start of listening logged %d times, want once (a reconnect is logged as such)", n)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,41 +1,22 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"gatehouse/internal/logbuf"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// syncBuffer collects log output written from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestNoSecretReachesTheLogs walks every sign-in path with a debug-level
 // logger and looks for codes, tokens, cookies and the secret in what was
 // logged and in the audit events.
 func TestNoSecretReachesTheLogs(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	h := newHarness(t, trustLoopback, func(o *Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})

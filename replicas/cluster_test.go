@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gatehouse/internal/logbuf"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -264,7 +265,7 @@ type replica struct {
 	t       *testing.T
 	name    string
 	cmd     *exec.Cmd
-	logs    *syncBuffer
+	logs    *logbuf.Buffer
 	exited  chan struct{}
 	waitErr error
 	client  *http.Client
@@ -280,7 +281,7 @@ func (c *cluster) start(name string) *replica {
 		t:      c.t,
 		name:   name,
 		cmd:    exec.Command(c.bin, "serve"),
-		logs:   &syncBuffer{},
+		logs:   &logbuf.Buffer{},
 		exited: make(chan struct{}),
 		client: &http.Client{
 			Timeout:       15 * time.Second,
@@ -603,23 +604,4 @@ func waitDenied(r *replica, token string, limit time.Duration) (time.Duration, e
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-}
-
-// syncBuffer collects a process's output for the test to read while the
-// process writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"gatehouse/internal/logbuf"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -407,5 +408,5 @@ func inProcessGateway(t *testing.T, st *authstore.Store, secret []byte, clk *clo
 	}
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
-	return &replica{t: t, name: "in-process", url: srv.URL, client: srv.Client(), logs: &syncBuffer{}}
+	return &replica{t: t, name: "in-process", url: srv.URL, client: srv.Client(), logs: &logbuf.Buffer{}}
 }

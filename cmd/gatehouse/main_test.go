@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gatehouse/internal/logbuf"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -262,7 +263,7 @@ type server struct {
 	cmd     *exec.Cmd
 	URL     string // http://127.0.0.1:port
 	Metrics string // http://127.0.0.1:port/metrics
-	log     *logBuffer
+	log     *logbuf.Buffer
 	exited  chan struct{}
 	code    int
 }
@@ -271,7 +272,7 @@ type server struct {
 // listens. It is stopped (SIGTERM, then SIGKILL) when the test ends.
 func startServer(t *testing.T, cfg string, env ...string) *server {
 	t.Helper()
-	s := &server{t: t, log: &logBuffer{}, exited: make(chan struct{})}
+	s := &server{t: t, log: &logbuf.Buffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(binPath, "serve", "--config", cfg)
 	s.cmd.Env = append(baseEnv(), env...)
 	s.cmd.Stdout = s.log
@@ -344,29 +345,11 @@ func (l logLine) str(k string) string {
 
 func (l logLine) msg() string { return l.str("msg") }
 
-// logBuffer collects the process's output; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines parses the JSON log records written so far; other lines (the log
+// logLines parses the JSON log records written so far; other lines (the log
 // mailer's output) are skipped.
-func (b *logBuffer) lines() []logLine {
+func (s *server) logLines() []logLine {
 	var out []logLine
-	sc := bufio.NewScanner(strings.NewReader(b.String()))
+	sc := bufio.NewScanner(strings.NewReader(s.log.String()))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		var l logLine
@@ -378,7 +361,7 @@ func (b *logBuffer) lines() []logLine {
 }
 
 func (s *server) findLog(match func(logLine) bool) (logLine, bool) {
-	for _, l := range s.log.lines() {
+	for _, l := range s.logLines() {
 		if match(l) {
 			return l, true
 		}

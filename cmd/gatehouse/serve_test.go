@@ -326,7 +326,7 @@ func testOperations(t *testing.T, srv *server, cfg string, mail *smtptest.Server
 	t.Run("logs never hold a code, token or cookie", func(t *testing.T) {
 		log := srv.log.String()
 		assertNoSecrets(t, "log", log, "", codes, tokens)
-		for _, l := range srv.log.lines() {
+		for _, l := range srv.logLines() {
 			if l.msg() == "request" && l.str("request_id") == "" {
 				t.Errorf("access log line without request_id: %v", l)
 			}
