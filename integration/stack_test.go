@@ -33,8 +33,7 @@ import (
 	"gatehouse/config"
 	"gatehouse/gateway"
 	"gatehouse/internal/smtptest"
-	"gatehouse/mailer"
-	"gatehouse/pages"
+	"gatehouse/internal/wiring"
 )
 
 // examplesDir is where the configurations under test live.
@@ -163,59 +162,11 @@ func gatehouseFromConfig(t *testing.T, cfg *config.Config) *gateway.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules := make([]gateway.Rule, 0, len(cfg.Access.Rules))
-	for _, r := range cfg.Access.Rules {
-		p, err := gateway.ParsePolicy(r.Policy)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rules = append(rules, gateway.Rule{Paths: r.Paths, Methods: r.Methods, Hosts: r.Hosts, Policy: p, Emails: r.Emails, Domains: r.Domains})
-	}
-	def, err := gateway.ParsePolicy(cfg.Access.Default)
+	settings, err := wiring.Settings(cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	renderer, err := pages.New(pages.Options{AppName: cfg.UI.AppName, AccentColor: cfg.UI.AccentColor, DefaultLanguage: cfg.UI.DefaultLanguage, Prefix: gateway.Prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := mailer.NewSMTP(mailer.SMTPOptions{Host: cfg.Mail.SMTP.Host, Port: cfg.Mail.SMTP.Port, Username: cfg.Mail.SMTP.Username, TLS: cfg.Mail.SMTP.TLS, From: cfg.Mail.From})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gateway.New(gateway.Options{
-		PublicURL:      cfg.Server.PublicURL,
-		Upstream:       cfg.Upstream.URL,
-		TrustedProxies: cfg.Server.TrustedProxies,
-		Session: gateway.SessionSettings{
-			CookieName:   cfg.Session.CookieName,
-			CookieDomain: cfg.Session.CookieDomain,
-			Lifetime:     cfg.Session.Lifetime,
-			IdleTimeout:  cfg.Session.IdleTimeout,
-			Secure:       cfg.CookieSecure(),
-		},
-		Settings: gateway.Settings{
-			Rules:                rules,
-			DefaultPolicy:        def,
-			Signup:               gateway.Signup{Open: cfg.Access.Signup == "open", Emails: cfg.Access.AllowedEmails, Domains: cfg.Access.AllowedDomains},
-			AllowedRedirectHosts: cfg.Redirect.AllowedHosts,
-			OTP: gateway.OTPSettings{
-				Length:             cfg.OTP.Length,
-				TTL:                cfg.OTP.TTL,
-				MaxAttempts:        cfg.OTP.MaxAttempts,
-				ResendCooldown:     cfg.OTP.ResendCooldown,
-				MaxFailuresPerHour: cfg.OTP.MaxFailuresPerHour,
-				RateWindow:         cfg.OTP.RateLimit.Window,
-				PerAddress:         cfg.OTP.RateLimit.PerAddress,
-				PerIP:              cfg.OTP.RateLimit.PerIP,
-			},
-			Mailer:  m,
-			Pages:   renderer,
-			AppName: cfg.UI.AppName,
-		},
-		Store:  st,
-		Secret: secret,
-	})
+	srv, err := gateway.New(wiring.Options(cfg, st, secret, settings, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

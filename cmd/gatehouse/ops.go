@@ -13,6 +13,7 @@ import (
 
 	"gatehouse/authstore"
 	"gatehouse/config"
+	"gatehouse/internal/wiring"
 )
 
 func (e *env) healthcheckCmd() *cobra.Command {
@@ -106,7 +107,7 @@ func (e *env) withStore(cmd *cobra.Command, fn func(ctx context.Context, cfg *co
 		return &exitError{code: 2, err: err}
 	}
 	ctx := cmd.Context()
-	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	st, err := wiring.OpenStore(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

@@ -23,8 +23,7 @@ import (
 	"gatehouse/authstore"
 	"gatehouse/config"
 	"gatehouse/gateway"
-	"gatehouse/mailer"
-	"gatehouse/pages"
+	"gatehouse/internal/wiring"
 )
 
 // loadConfig loads and validates a config file, naming the file in errors.
@@ -55,94 +54,6 @@ func (e *env) serve(ctx context.Context, path string) error {
 	return e.runGateway(ctx, cfg, rl, nil)
 }
 
-// openStore opens and migrates the store named by the config.
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*authstore.Store, error) {
-	st, err := authstore.Open(ctx, authstore.Options{
-		Driver:          cfg.Database.Driver,
-		DSN:             cfg.Database.DSN,
-		MaxOpenConns:    cfg.Database.MaxOpenConns,
-		MaxIdleConns:    cfg.Database.MaxIdleConns,
-		ConnMaxLifetime: cfg.Database.ConnMaxLifetime,
-		Logger:          log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", cfg.Database.Driver, err)
-	}
-	return st, nil
-}
-
-// settingsFrom maps the hot-reloadable part of the config to the gateway.
-func settingsFrom(cfg *config.Config, consoleOut io.Writer) (gateway.Settings, error) {
-	rules := make([]gateway.Rule, 0, len(cfg.Access.Rules))
-	for i, r := range cfg.Access.Rules {
-		p, err := gateway.ParsePolicy(r.Policy)
-		if err != nil {
-			return gateway.Settings{}, fmt.Errorf("access.rules[%d].policy: %w", i, err)
-		}
-		rules = append(rules, gateway.Rule{Paths: r.Paths, Methods: r.Methods, Hosts: r.Hosts, Policy: p, Emails: r.Emails, Domains: r.Domains})
-	}
-	def, err := gateway.ParsePolicy(cfg.Access.Default)
-	if err != nil {
-		return gateway.Settings{}, fmt.Errorf("access.default: %w", err)
-	}
-	renderer, err := pages.New(pages.Options{
-		AppName:         cfg.UI.AppName,
-		Logo:            cfg.UI.Logo,
-		AccentColor:     cfg.UI.AccentColor,
-		TemplatesDir:    cfg.UI.TemplatesDir,
-		DefaultLanguage: cfg.UI.DefaultLanguage,
-		Prefix:          gateway.Prefix,
-	})
-	if err != nil {
-		return gateway.Settings{}, fmt.Errorf("ui: %w", err)
-	}
-	m, err := newMailer(cfg.Mail, consoleOut)
-	if err != nil {
-		return gateway.Settings{}, err
-	}
-	return gateway.Settings{
-		Rules:                rules,
-		DefaultPolicy:        def,
-		Signup:               gateway.Signup{Open: cfg.Access.Signup == "open", Emails: cfg.Access.AllowedEmails, Domains: cfg.Access.AllowedDomains},
-		AllowedRedirectHosts: cfg.Redirect.AllowedHosts,
-		OTP: gateway.OTPSettings{
-			Length:             cfg.OTP.Length,
-			TTL:                cfg.OTP.TTL,
-			MaxAttempts:        cfg.OTP.MaxAttempts,
-			ResendCooldown:     cfg.OTP.ResendCooldown,
-			MaxFailuresPerHour: cfg.OTP.MaxFailuresPerHour,
-			RateWindow:         cfg.OTP.RateLimit.Window,
-			PerAddress:         cfg.OTP.RateLimit.PerAddress,
-			PerIP:              cfg.OTP.RateLimit.PerIP,
-		},
-		Mailer:         m,
-		Pages:          renderer,
-		AppName:        cfg.UI.AppName,
-		MaxRequestBody: cfg.Upstream.MaxRequestBody,
-		PreserveHost:   cfg.Upstream.PreserveHost,
-		Via:            cfg.Upstream.Via,
-	}, nil
-}
-
-func newMailer(cfg config.Mail, console io.Writer) (gateway.Mailer, error) {
-	if cfg.Driver == "log" {
-		return mailer.NewLog(console), nil
-	}
-	m, err := mailer.NewSMTP(mailer.SMTPOptions{
-		Host:               cfg.SMTP.Host,
-		Port:               cfg.SMTP.Port,
-		Username:           cfg.SMTP.Username,
-		Password:           cfg.SMTP.Password,
-		TLS:                cfg.SMTP.TLS,
-		From:               cfg.From,
-		InsecureSkipVerify: cfg.SMTP.InsecureSkipVerify,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("mail: %w", err)
-	}
-	return m, nil
-}
-
 // runGateway starts everything the config names and serves until ctx ends,
 // then shuts down gracefully. rl, if not nil, reloads the config on SIGHUP
 // and when its file changes. ready, if not nil, receives the bound address
@@ -154,7 +65,7 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 	if cfg.Mail.Driver == "log" {
 		log.Warn("mail driver is 'log': sign-in codes are printed to the console, not mailed. Development only.")
 	}
-	st, err := openStore(ctx, cfg, log)
+	st, err := wiring.OpenStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -172,7 +83,7 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 			return fmt.Errorf("load secret: %w", err)
 		}
 	}
-	settings, err := settingsFrom(cfg, e.stderr)
+	settings, err := wiring.Settings(cfg, e.stderr)
 	if err != nil {
 		return err
 	}
@@ -180,7 +91,7 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 	if err != nil {
 		return err
 	}
-	gw, err := newGateway(cfg, st, secret, settings, log, metrics)
+	gw, err := gateway.New(wiring.Options(cfg, st, secret, settings, log, metrics))
 	if err != nil {
 		return err
 	}
@@ -203,7 +114,7 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 	bg.Go(func() { housekeeping(ctx, st, live, metrics, log) })
 	if rl != nil {
 		apply := func(next *config.Config) error {
-			s, err := settingsFrom(next, e.stderr)
+			s, err := wiring.Settings(next, e.stderr)
 			if err == nil {
 				err = gw.Reload(s)
 			}
@@ -272,35 +183,6 @@ func newMetrics() (*prometheus.Registry, *gateway.Metrics, *prometheus.CounterVe
 		return nil, nil, nil, fmt.Errorf("metrics: %w", err)
 	}
 	return reg, metrics, reloads, nil
-}
-
-// newGateway maps the config to the gateway's options.
-func newGateway(cfg *config.Config, st *authstore.Store, secret []byte, settings gateway.Settings, log *slog.Logger, metrics *gateway.Metrics) (*gateway.Server, error) {
-	routes := make([]gateway.Route, 0, len(cfg.Routes))
-	for _, r := range cfg.Routes {
-		routes = append(routes, gateway.Route{Host: r.Host, PathPrefix: r.PathPrefix, Upstream: r.Upstream})
-	}
-	return gateway.New(gateway.Options{
-		PublicURL:       cfg.Server.PublicURL,
-		Upstream:        cfg.Upstream.URL,
-		UpstreamTimeout: cfg.Upstream.Timeout,
-		Routes:          routes,
-		TrustedProxies:  cfg.Server.TrustedProxies,
-		Session: gateway.SessionSettings{
-			CookieName:   cfg.Session.CookieName,
-			CookieDomain: cfg.Session.CookieDomain,
-			Lifetime:     cfg.Session.Lifetime,
-			IdleTimeout:  cfg.Session.IdleTimeout,
-			Secure:       cfg.CookieSecure(),
-		},
-		Settings:           settings,
-		Store:              st,
-		Secret:             secret,
-		Logger:             log,
-		Metrics:            metrics,
-		Migrations:         st,
-		UpstreamHealthPath: cfg.Upstream.HealthPath,
-	})
 }
 
 // serveMetrics serves the Prometheus exposition on its own listener, apart
