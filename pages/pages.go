@@ -3,7 +3,7 @@
 //
 // The templates are embedded; Options.TemplatesDir may replace any of them
 // by file name: base.html (the layout), login.html, code.html,
-// confirm.html, account.html, signed_out.html, error.html (each defines
+// confirm.html, account.html, error.html (each defines
 // "title" and "main"), mail.html and mail.txt. Page templates receive the
 // shared chrome (.App, .Prefix, .Lang, .CSRFName, .CSRFToken, ...) and
 // their view model as .V; mail templates receive the MailView. They call
@@ -69,19 +69,18 @@ type Renderer struct {
 // Template files. Page files define "title" and "main", which the layout in
 // base.html places into a complete document.
 const (
-	baseFile      = "base.html"
-	loginFile     = "login.html"
-	codeFile      = "code.html"
-	confirmFile   = "confirm.html"
-	accountFile   = "account.html"
-	signedOutFile = "signed_out.html"
-	errorFile     = "error.html"
-	mailHTMLFile  = "mail.html"
-	mailTextFile  = "mail.txt"
+	baseFile     = "base.html"
+	loginFile    = "login.html"
+	codeFile     = "code.html"
+	confirmFile  = "confirm.html"
+	accountFile  = "account.html"
+	errorFile    = "error.html"
+	mailHTMLFile = "mail.html"
+	mailTextFile = "mail.txt"
 )
 
 func pageFiles() []string {
-	return []string{loginFile, codeFile, confirmFile, accountFile, signedOutFile, errorFile}
+	return []string{loginFile, codeFile, confirmFile, accountFile, errorFile}
 }
 
 // New validates opts, loads the string catalogs, parses every template
@@ -287,7 +286,6 @@ func (r *Renderer) check() error {
 			{accountFile, func() error {
 				return r.Account(io.Discard, AccountView{Base: b, Sessions: []SessionView{{Current: true}, {}}})
 			}},
-			{signedOutFile, func() error { return r.SignedOut(io.Discard, SignedOutView{Base: b}) }},
 			{errorFile, func() error { return r.Error(io.Discard, ErrorView{Base: b, Status: 403, Email: "a@example.com"}) }},
 			{mailHTMLFile + ", " + mailTextFile, func() error {
 				_, err := r.Mail(MailView{Lang: lang, TTLMinutes: 5, LinkURL: "https://example.com/"})

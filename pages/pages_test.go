@@ -47,9 +47,6 @@ func samplePages() map[string]pageFunc {
 				{ID: "s-phone", Device: "Safari on iPhone", IP: "198.51.100.7", CreatedAt: seen, LastSeenAt: seen},
 			}})
 		},
-		"signed_out": func(r *Renderer, lang string, w *bytes.Buffer) error {
-			return r.SignedOut(w, SignedOutView{Base: base(lang)})
-		},
 		"error": func(r *Renderer, lang string, w *bytes.Buffer) error {
 			return r.Error(w, ErrorView{Base: base(lang), Status: 403, Kind: "forbidden", Email: "ana@example.com", RD: "/admin", RequestID: "req-42"})
 		},
@@ -100,7 +97,6 @@ func TestPagesRenderKeyElements(t *testing.T) {
 			`action="/.gatehouse/logout-others"`, `action="/.gatehouse/logout"`,
 			`Firefox on Linux`, `Safari on iPhone`, `192.0.2.1`, `datetime="2025-03-04T05:06:07Z"`,
 		},
-		"signed_out": {`href="/.gatehouse/login"`},
 		"error": {
 			`action="/.gatehouse/logout"`, csrf, `<input type="hidden" name="rd" value="/admin">`,
 			`<b>ana@example.com</b>`, `req-42`,
@@ -108,7 +104,7 @@ func TestPagesRenderKeyElements(t *testing.T) {
 	}
 	texts := map[string]map[string]string{
 		"en": {"login": "Send code", "code": "The code expires in 5 minutes.", "confirm": "Sign in as ", "account": "This device",
-			"signed_out": "You are signed out", "error": "Sign in with another account"},
+			"error": "Sign in with another account"},
 		"ko": {"login": "코드 받기", "code": "코드는 5분 후에 만료됩니다.", "confirm": "계정으로 로그인하시겠습니까?", "account": "현재 기기",
 			"signed_out": "로그아웃되었습니다", "error": "다른 계정으로 로그인"},
 	}
@@ -529,7 +525,7 @@ func TestStaticFiles(t *testing.T) {
 		t.Errorf("style.css lacks the accent color")
 	}
 	var buf bytes.Buffer
-	if err := r.SignedOut(&buf, SignedOutView{Base: base("en")}); err != nil {
+	if err := r.Login(&buf, LoginView{Base: base("en")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"style.css", "app.js"} {

@@ -61,11 +61,6 @@ func (r *Renderer) Account(w io.Writer, v AccountView) error {
 	return r.render(w, accountFile, v.Base, "", v)
 }
 
-// SignedOut writes the page shown after signing out.
-func (r *Renderer) SignedOut(w io.Writer, v SignedOutView) error {
-	return r.render(w, signedOutFile, v.Base, "", v)
-}
-
 // Error writes an error page. An unknown or empty Kind is derived from
 // Status, falling back to "server".
 func (r *Renderer) Error(w io.Writer, v ErrorView) error {

@@ -57,11 +57,6 @@ type AccountView struct {
 	Notice   string
 }
 
-// SignedOutView is the page shown after signing out.
-type SignedOutView struct {
-	Base
-}
-
 // ErrorView is an error page. It shows a friendly title and explanation for
 // Kind, never internal error text.
 type ErrorView struct {
