@@ -106,7 +106,7 @@ func TestPagesRenderKeyElements(t *testing.T) {
 		"en": {"login": "Send code", "code": "The code expires in 5 minutes.", "confirm": "Sign in as ", "account": "This device",
 			"error": "Sign in with another account"},
 		"ko": {"login": "코드 받기", "code": "코드는 5분 후에 만료됩니다.", "confirm": "계정으로 로그인하시겠습니까?", "account": "현재 기기",
-			"signed_out": "로그아웃되었습니다", "error": "다른 계정으로 로그인"},
+			"error": "다른 계정으로 로그인"},
 	}
 	for name, render := range samplePages() {
 		for _, lang := range []string{"en", "ko"} {
