@@ -74,10 +74,10 @@ pids+=($!)
 upstream="http://127.0.0.1:$upstream_port"
 wait_http "$upstream/"
 
-# start_gatehouse NAME starts a Gatehouse with its own SQLite database and
-# sets gh_pid and gh_url.
+# start_gatehouse NAME [LOG_LEVEL] starts a Gatehouse with its own SQLite
+# database and sets gh_pid and gh_url.
 start_gatehouse() {
-	local name=$1 port
+	local name=$1 level=${2:-info} port
 	port=$(free_port)
 	GATEHOUSE_SERVER_LISTEN="127.0.0.1:$port" \
 		GATEHOUSE_SERVER_PUBLIC_URL="http://127.0.0.1:$port" \
@@ -85,7 +85,7 @@ start_gatehouse() {
 		GATEHOUSE_DATABASE_DRIVER=sqlite \
 		GATEHOUSE_DATABASE_DSN="$work/$name.db" \
 		GATEHOUSE_MAIL_DRIVER=log \
-		GATEHOUSE_LOG_LEVEL=info \
+		GATEHOUSE_LOG_LEVEL="$level" \
 		GATEHOUSE_ACCESS_RULES='[{"paths":["/public/**"],"policy":"public"}]' \
 		"$work/bin/gatehouse" serve --config config.yaml >"$work/$name.out" 2>"$work/$name.log" &
 	gh_pid=$!
@@ -153,6 +153,10 @@ load_test() {
 	"$work/bin/bareproxy" -listen "127.0.0.1:$bare_port" -upstream "$upstream" 2>"$work/bareproxy.log" &
 	pids+=($!)
 	wait_http "http://127.0.0.1:$bare_port/"
+	# A second Gatehouse without the access log shows what the log costs.
+	start_gatehouse nolog warn
+	local nolog_url=$gh_url nolog_cookie
+	nolog_cookie=$(sign_in "$work/nolog.log" "$gh_url")
 	start_gatehouse load
 	cookie=$(sign_in "$work/load.log" "$gh_url")
 	gh_rss_idle=$(kib "$gh_pid" VmRSS)
@@ -163,7 +167,9 @@ load_test() {
 	url[public]="$gh_url/public/x"
 	url[auth]="$gh_url/app"
 	header[auth]="Cookie: $cookie"
-	local targets=(direct bare public auth)
+	url[nolog]="$nolog_url/app"
+	header[nolog]="Cookie: $nolog_cookie"
+	local targets=(direct bare public auth nolog)
 	for round in $(seq "$ROUNDS"); do
 		for target in "${targets[@]}"; do
 			echo "round $round/$ROUNDS: $target" >&2
@@ -177,12 +183,12 @@ load_test() {
 		p50[$target]=$(awk '{print $2}' "$work/res-$target" | median)
 		p99[$target]=$(awk '{print $3}' "$work/res-$target" | median)
 	done
-	local -A names=([direct]="direct upstream" [bare]="bare ReverseProxy" [public]="Gatehouse, public path" [auth]="Gatehouse, signed in")
+	local -A names=([direct]="direct upstream" [bare]="bare ReverseProxy" [public]="Gatehouse, public path" [auth]="Gatehouse, signed in" [nolog]="same, access log off")
 	echo
 	echo "wrk -t$THREADS -c$CONNS -d$DURATION, median of $ROUNDS rounds, $(nproc) CPUs, $(go env GOVERSION)"
 	echo
-	printf '| %-24s | %9s | %8s | %8s | %9s | %13s |\n' target "req/s" "p50 ms" "p99 ms" "vs bare" "p99 vs bare"
-	printf '|%s|%s|%s|%s|%s|%s|\n' "--------------------------" "-----------:" "---------:" "---------:" "----------:" "--------------:"
+	printf '| %-24s | %9s | %8s | %8s | %9s | %14s |\n' target "req/s" "p50 ms" "p99 ms" "vs bare" "p99 vs bare"
+	printf '|%s|%s|%s|%s|%s|%s|\n' "--------------------------" "----------:" "---------:" "---------:" "----------:" "---------------:"
 	for target in "${targets[@]}"; do
 		printf '| %-24s | %9s | %8s | %8s | %8sx | %+11.3f ms |\n' "${names[$target]}" "${rps[$target]}" "${p50[$target]}" "${p99[$target]}" \
 			"$(awk -v a="${rps[$target]}" -v b="${rps[bare]}" 'BEGIN {printf "%.2f", a/b}')" \

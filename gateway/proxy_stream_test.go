@@ -79,6 +79,7 @@ func TestStreamsArriveEventByEvent(t *testing.T) {
 					}
 				}
 			}()
+			var slowest time.Duration
 			for i := 1; i <= events; i++ {
 				sent := time.Now()
 				select {
@@ -89,9 +90,11 @@ func TestStreamsArriveEventByEvent(t *testing.T) {
 				case <-time.After(streamDeadline):
 					t.Fatalf("event %d did not arrive: the gateway buffers the stream", i)
 				}
-				if d := time.Since(sent); d > streamDeadline {
+				d := time.Since(sent)
+				if d > streamDeadline {
 					t.Fatalf("event %d took %v", i, d)
 				}
+				slowest = max(slowest, d)
 				if i < events {
 					received <- i
 				}
@@ -100,6 +103,7 @@ func TestStreamsArriveEventByEvent(t *testing.T) {
 			if _, ok := <-lines; ok {
 				t.Fatal("more data after the last event")
 			}
+			t.Logf("slowest event took %v from the upstream's send to the client", slowest)
 		})
 	}
 }
