@@ -21,7 +21,7 @@ func TestUnauthenticatedBrowserIsSentToLogin(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("status = %d, want 303", resp.StatusCode)
 	}
-	want := h.URL + "/.gatehouse/login?rd=" + url.QueryEscape("/dashboard?tab=2")
+	want := "/.gatehouse/login?rd=" + url.QueryEscape("/dashboard?tab=2")
 	if got := resp.Header.Get("Location"); got != want {
 		t.Fatalf("Location = %q, want %q", got, want)
 	}

@@ -152,8 +152,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ip string) string
 // 401.
 func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request) {
 	if isBrowser(r) {
+		// A path-only Location: the browser stays on the origin it used,
+		// and nothing in it comes from the request's Host.
 		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, s.loginURL(r.RequestURI), http.StatusSeeOther)
+		w.Header().Set("Location", loginPath(r.RequestURI))
+		w.WriteHeader(http.StatusSeeOther)
 		return
 	}
 	s.writeJSON(w, http.StatusUnauthorized, map[string]string{
@@ -161,6 +164,11 @@ func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request) {
 		"message":   "Sign in first.",
 		"login_url": s.loginURL(""),
 	})
+}
+
+// loginPath is the sign-in page's path with rd.
+func loginPath(rd string) string {
+	return Prefix + "/login?rd=" + url.QueryEscape(rd)
 }
 
 // loginURL is the absolute sign-in URL, built from the public URL and never

@@ -224,7 +224,7 @@ func (s *Server) requireSession(c *fiber.Ctx) (identity, bool, error) {
 	if errors.Is(err, errNoSession) {
 		if c.Method() == http.MethodGet && strings.Contains(c.Get("Accept"), "text/html") {
 			c.Set("Cache-Control", "no-store")
-			return identity{}, false, c.Redirect(s.loginURL(c.OriginalURL()), http.StatusSeeOther)
+			return identity{}, false, c.Redirect(loginPath(c.OriginalURL()), http.StatusSeeOther)
 		}
 		return identity{}, false, s.jsonError(c, http.StatusUnauthorized, "unauthenticated")
 	}
