@@ -647,3 +647,32 @@ func TestForbiddenPageCanSwitchAccountWithoutCSRFCookie(t *testing.T) {
 		t.Fatalf("switch account: %d", out.StatusCode)
 	}
 }
+
+// The resend cooldown paces the page's button, not a fresh request: asking
+// twice in a row (as an app or a second tab does) sends a new code that
+// voids the first.
+func TestSecondRequestSendsANewCodeDespiteTheCooldown(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Settings.OTP.ResendCooldown = 30 * time.Second })
+	send := func() {
+		req, _ := http.NewRequest("POST", h.URL+"/.gatehouse/api/otp/send", strings.NewReader(`{"email":"rita@example.com"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if r := h.browser().do(req); r.StatusCode != http.StatusOK {
+			t.Fatalf("send: %d %s", r.StatusCode, r.body)
+		}
+	}
+	send()
+	first := h.mail.WaitFor(t, "rita@example.com", 1).Code()
+	send()
+	second := h.mail.WaitFor(t, "rita@example.com", 2).Code()
+	verify := func(code string) int {
+		req, _ := http.NewRequest("POST", h.URL+"/.gatehouse/api/otp/verify", strings.NewReader(`{"email":"rita@example.com","code":"`+code+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		return h.browser().do(req).StatusCode
+	}
+	if first != second && verify(first) != http.StatusUnauthorized {
+		t.Fatal("the older code still works")
+	}
+	if st := verify(second); st != http.StatusOK {
+		t.Fatalf("newest code: %d", st)
+	}
+}

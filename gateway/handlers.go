@@ -58,7 +58,7 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 			return s.renderCode(c, http.StatusTooManyRequests, email, rd, "code.resend_too_early", "code.sent", wait)
 		}
 	}
-	sent, err := s.requestCode(ctx, email, rd, s.clientOf(c))
+	sent, err := s.requestCode(ctx, email, rd, resend, s.clientOf(c))
 	if errors.Is(err, errSendFailed) {
 		return s.render(c, http.StatusServiceUnavailable, func(b pages.Base, buf *bytes.Buffer) error {
 			return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: http.StatusServiceUnavailable, Kind: "send_failed", Email: email, RD: rd, RequestID: c.Get(hdrRequestID)})
@@ -365,7 +365,7 @@ func (s *Server) apiSend(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	sent, err := s.requestCode(ctx, email, "", s.clientOf(c))
+	sent, err := s.requestCode(ctx, email, "", false, s.clientOf(c))
 	if errors.Is(err, errSendFailed) {
 		return s.jsonError(c, http.StatusServiceUnavailable, "send_failed")
 	}

@@ -48,13 +48,13 @@ type codeSent struct {
 // requestCode handles "send me a code". email must already be parsed. The
 // answer and its timing do not reveal whether the address may sign in,
 // exists, or was throttled; only a mail server failure is reported.
-func (s *Server) requestCode(ctx context.Context, email, rd string, c client) (codeSent, error) {
+func (s *Server) requestCode(ctx context.Context, email, rd string, resend bool, c client) (codeSent, error) {
 	start := time.Now()
 	rs := s.settings()
 	now := s.now()
 	out := codeSent{Email: email, ResendIn: int(rs.OTP.ResendCooldown / time.Second)}
 
-	send, reason, err := s.maySend(ctx, rs, email, c, now, &out)
+	send, reason, err := s.maySend(ctx, rs, email, resend, c, now, &out)
 	if err != nil {
 		return codeSent{}, err
 	}
@@ -85,13 +85,17 @@ func (s *Server) requestCode(ctx context.Context, email, rd string, c client) (c
 // maySend applies the resend cooldown, the send limits, the sign-up policy
 // and the disabled flag, in that order, recording each attempt the same way
 // for every address.
-func (s *Server) maySend(ctx context.Context, rs *runtimeSettings, email string, c client, now time.Time, out *codeSent) (bool, string, error) {
+//
+// The cooldown paces the page's "send a new code" button (resend): every
+// request starts it, only a resend waits for it. The hard bound on mail to
+// one address is the per-address limit, which counts every request.
+func (s *Server) maySend(ctx context.Context, rs *runtimeSettings, email string, resend bool, c client, now time.Time, out *codeSent) (bool, string, error) {
 	if cd := rs.OTP.ResendCooldown; cd > 0 {
 		n, err := s.store.Hit(ctx, "cooldown:"+email, cd, now)
 		if err != nil {
 			return false, "", fmt.Errorf("cooldown: %w", err)
 		}
-		if n > 1 {
+		if n > 1 && resend {
 			out.ResendIn = windowRemaining(now, cd)
 			return false, "cooldown", nil
 		}
