@@ -70,7 +70,8 @@ wait_http() {
 
 upstream_port=$(free_port)
 "$work/bin/upstream" -listen "127.0.0.1:$upstream_port" 2>"$work/upstream.log" &
-pids+=($!)
+upstream_pid=$!
+pids+=("$upstream_pid")
 upstream="http://127.0.0.1:$upstream_port"
 wait_http "$upstream/"
 
@@ -119,20 +120,28 @@ sign_in() {
 kib() { awk '/^'"$2"':/ {print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
 
-# run_wrk NAME URL [HEADER] prints "rps p50_ms p99_ms" for one run.
+# ticks prints the CPU time (user + system, in clock ticks) process PID
+# has used.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# run_wrk NAME URL PID [HEADER] prints "rps p50_ms p99_ms cpu_us" for one
+# run, where cpu_us is the CPU time process PID spent per request: unlike
+# requests/s it hardly moves when other work shares the machine.
 run_wrk() {
-	local name=$1 url=$2 header=${3:-} out
+	local name=$1 url=$2 pid=$3 header=${4:-} out t0 t1
 	local args=(-t"$THREADS" -c"$CONNS" --latency)
 	[[ -n $header ]] && args+=(-H "$header")
 	wrk "${args[@]}" -d"$WARMUP" "$url" >/dev/null
+	t0=$(ticks "$pid")
 	out=$(wrk "${args[@]}" -d"$DURATION" "$url")
+	t1=$(ticks "$pid")
 	echo "$out" >>"$work/wrk-$name.txt"
 	if grep -q 'Non-2xx' <<<"$out"; then
 		echo "$name: wrk saw non-2xx answers:" >&2
 		echo "$out" >&2
 		exit 1
 	fi
-	awk '
+	awk -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
 		function ms(v) {
 			if (v ~ /us$/) return substr(v, 1, length(v)-2) / 1000
 			if (v ~ /ms$/) return substr(v, 1, length(v)-2) + 0
@@ -142,7 +151,8 @@ run_wrk() {
 		$1 == "50%" { p50 = ms($2) }
 		$1 == "99%" { p99 = ms($2) }
 		$1 == "Requests/sec:" { rps = $2 }
-		END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' <<<"$out"
+		$2 == "requests" && $3 == "in" { n = $1 }
+		END { printf "%.0f %.3f %.3f %.1f\n", rps, p50, p99, ticks / hz * 1e6 / n }' <<<"$out"
 }
 
 median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
@@ -152,16 +162,18 @@ load_test() {
 	bare_port=$(free_port)
 	"$work/bin/bareproxy" -listen "127.0.0.1:$bare_port" -upstream "$upstream" 2>"$work/bareproxy.log" &
 	pids+=($!)
+	local bare_pid=$!
 	wait_http "http://127.0.0.1:$bare_port/"
 	# A second Gatehouse without the access log shows what the log costs.
 	start_gatehouse nolog warn
-	local nolog_url=$gh_url nolog_cookie
+	local nolog_url=$gh_url nolog_pid=$gh_pid nolog_cookie
 	nolog_cookie=$(sign_in "$work/nolog.log" "$gh_url")
 	start_gatehouse load
 	cookie=$(sign_in "$work/load.log" "$gh_url")
 	gh_rss_idle=$(kib "$gh_pid" VmRSS)
 
-	declare -A url header
+	declare -A url header pid
+	pid=([direct]=$upstream_pid [bare]=$bare_pid [public]=$gh_pid [auth]=$gh_pid [nolog]=$nolog_pid)
 	url[direct]="$upstream/"
 	url[bare]="http://127.0.0.1:$bare_port/"
 	url[public]="$gh_url/public/x"
@@ -173,27 +185,30 @@ load_test() {
 	for round in $(seq "$ROUNDS"); do
 		for target in "${targets[@]}"; do
 			echo "round $round/$ROUNDS: $target" >&2
-			run_wrk "$target" "${url[$target]}" "${header[$target]:-}" >>"$work/res-$target"
+			run_wrk "$target" "${url[$target]}" "${pid[$target]}" "${header[$target]:-}" >>"$work/res-$target"
 		done
 	done
 
-	declare -A rps p50 p99
+	declare -A rps p50 p99 cpu
 	for target in "${targets[@]}"; do
 		rps[$target]=$(awk '{print $1}' "$work/res-$target" | median)
 		p50[$target]=$(awk '{print $2}' "$work/res-$target" | median)
 		p99[$target]=$(awk '{print $3}' "$work/res-$target" | median)
+		cpu[$target]=$(awk '{print $4}' "$work/res-$target" | median)
 	done
 	local -A names=([direct]="direct upstream" [bare]="bare ReverseProxy" [public]="Gatehouse, public path" [auth]="Gatehouse, signed in" [nolog]="same, access log off")
 	echo
 	echo "wrk -t$THREADS -c$CONNS -d$DURATION, median of $ROUNDS rounds, $(nproc) CPUs, $(go env GOVERSION)"
 	echo
-	printf '| %-24s | %9s | %8s | %8s | %9s | %14s |\n' target "req/s" "p50 ms" "p99 ms" "vs bare" "p99 vs bare"
-	printf '|%s|%s|%s|%s|%s|%s|\n' "--------------------------" "----------:" "---------:" "---------:" "----------:" "---------------:"
+	printf '| %-24s | %9s | %8s | %8s | %9s | %14s | %12s |\n' target "req/s" "p50 ms" "p99 ms" "vs bare" "p99 vs bare" "CPU µs/req"
+	printf '|%s|%s|%s|%s|%s|%s|%s|\n' "--------------------------" "----------:" "---------:" "---------:" "----------:" "---------------:" "-------------:"
 	for target in "${targets[@]}"; do
-		printf '| %-24s | %9s | %8s | %8s | %8sx | %+11.3f ms |\n' "${names[$target]}" "${rps[$target]}" "${p50[$target]}" "${p99[$target]}" \
+		printf '| %-24s | %9s | %8s | %8s | %8sx | %+11.3f ms | %12s |\n' "${names[$target]}" "${rps[$target]}" "${p50[$target]}" "${p99[$target]}" \
 			"$(awk -v a="${rps[$target]}" -v b="${rps[bare]}" 'BEGIN {printf "%.2f", a/b}')" \
-			"$(awk -v a="${p99[$target]}" -v b="${p99[bare]}" 'BEGIN {print a-b}')"
+			"$(awk -v a="${p99[$target]}" -v b="${p99[bare]}" 'BEGIN {print a-b}')" "${cpu[$target]}"
 	done
+	echo
+	echo "CPU µs/req: CPU time of the process that answers (the upstream for the direct row, else the proxy) per request."
 	echo
 	echo "Gatehouse memory: resident $(mib "$gh_rss_idle") MiB when idle after start, $(mib "$(kib "$gh_pid" VmRSS)") MiB after the load, peak (VmHWM) $(mib "$(kib "$gh_pid" VmHWM)") MiB"
 	echo "Gatehouse access log: $(grep -c 'msg=request' "$work/load.log") lines"

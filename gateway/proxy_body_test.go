@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -124,10 +125,19 @@ func TestLargeBodiesStream(t *testing.T) {
 			mu.Unlock()
 		}
 	}
-	// The harness upstream records each request; keep the body out of it.
 	b := h.browser()
 	b.signIn("uma@example.com", "/")
 	client := &http.Client{Jar: b.c.Jar, Timeout: 5 * time.Minute}
+	// Serve the same gateway the way the binary does, behind the framing
+	// guard, so its buffers are measured too.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: h.srv, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(GuardFraming(ln)) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	base := "http://" + ln.Addr().String()
 
 	for _, tc := range []struct {
 		name, method, path string
@@ -144,13 +154,13 @@ func TestLargeBodiesStream(t *testing.T) {
 			sent := sha256.New()
 			if tc.method == http.MethodPut {
 				body := io.TeeReader(newPatternReader(1, size), sent)
-				req, _ = http.NewRequest(tc.method, h.URL+tc.path, io.NopCloser(body))
+				req, _ = http.NewRequest(tc.method, base+tc.path, io.NopCloser(body))
 				req.ContentLength = size
 				if tc.chunked {
 					req.ContentLength = -1
 				}
 			} else {
-				req, _ = http.NewRequest(tc.method, h.URL+tc.path, nil)
+				req, _ = http.NewRequest(tc.method, base+tc.path, nil)
 			}
 			resp, err := client.Do(req)
 			if err != nil {
