@@ -138,10 +138,19 @@ func newBenchRequest(path, cookie string) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, path, nil)
 	r.RemoteAddr = "127.0.0.1:40000"
 	r.Host = "gate.test"
-	r.Header.Set("User-Agent", "wrk")
-	r.Header.Set("Accept", "*/*")
+	// What a browser sends with a page's script or API call.
+	h := r.Header
+	h.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36")
+	h.Set("Accept", "application/json, text/plain, */*")
+	h.Set("Accept-Language", "en-US,en;q=0.9,ko;q=0.8")
+	h.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+	h.Set("Referer", "http://gate.test/app")
+	h.Set("Connection", "keep-alive")
+	h.Set("Sec-Fetch-Dest", "empty")
+	h.Set("Sec-Fetch-Mode", "cors")
+	h.Set("Sec-Fetch-Site", "same-origin")
 	if cookie != "" {
-		r.Header.Set("Cookie", "theme=dark; "+cookie)
+		h.Set("Cookie", "theme=dark; "+cookie)
 	}
 	return r
 }

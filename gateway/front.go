@@ -211,7 +211,7 @@ var methodOverrides = map[string]bool{
 // than decided on a method it may not be.
 func overrideConflicts(a *Access, r *http.Request, path string, d Decision) bool {
 	for k, vs := range r.Header {
-		if len(k) > 32 || !methodOverrides[normalizeLong(k)] {
+		if !isMethodOverride(k) {
 			continue
 		}
 		for _, v := range vs {
@@ -223,6 +223,21 @@ func overrideConflicts(a *Access, r *http.Request, path string, d Decision) bool
 	return false
 }
 
+// isMethodOverride reports whether header name k is one of methodOverrides
+// in any spelling. It runs for every header of every request, so it folds
+// into a stack buffer instead of allocating.
+func isMethodOverride(k string) bool {
+	const shortest, longest = len("x-http-method"), len("x-http-method-override")
+	if len(k) < shortest || len(k) > longest || k[0]|0x20 != 'x' {
+		return false
+	}
+	var buf [longest]byte
+	for i := 0; i < len(k); i++ {
+		buf[i] = foldHeaderByte(k[i])
+	}
+	return methodOverrides[string(buf[:len(k)])]
+}
+
 // dropH2CUpgrade refuses to pass an h2c upgrade through: the upstream would
 // switch protocols behind the gateway's back.
 func dropH2CUpgrade(h http.Header) {
@@ -232,9 +247,13 @@ func dropH2CUpgrade(h http.Header) {
 	}
 }
 
+// headerHasToken reports whether a comma-separated header holds token,
+// case-insensitively, without allocating.
 func headerHasToken(values []string, token string) bool {
 	for _, v := range values {
-		for _, t := range strings.Split(v, ",") {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
 			if strings.EqualFold(strings.TrimSpace(t), token) {
 				return true
 			}
