@@ -5,27 +5,19 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"gatehouse/internal/logbuf"
+	"gatehouse/internal/pgtest"
 	"log/slog"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/uptrace/bun/driver/pgdriver"
 )
-
-// postgresDSNEnv names the variable holding a PostgreSQL URL for the
-// PostgreSQL half of the tests, e.g.
-// postgres://postgres@127.0.0.1:5432/test?sslmode=disable.
-const postgresDSNEnv = "GATEHOUSE_TEST_POSTGRES_DSN"
 
 // base is the fixed "now" most tests start from.
 var base = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -58,33 +50,9 @@ func newSQLiteDB(t *testing.T) Options {
 // search_path at it, so tests never see each other's tables.
 func newPostgresDB(t *testing.T) Options {
 	t.Helper()
-	dsn := os.Getenv(postgresDSNEnv)
-	if dsn == "" {
-		t.Skipf("%s not set; set it to a PostgreSQL URL to run the PostgreSQL cases", postgresDSNEnv)
-	}
-	admin := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn)))
-	t.Cleanup(func() { _ = admin.Close() })
-	schema := "gh_test_" + randomHex(t, 6)
-	ctx := context.Background()
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("parse %s: %v", postgresDSNEnv, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	q.Set("application_name", schema)
-	u.RawQuery = q.Encode()
 	return Options{
 		Driver: "postgres",
-		DSN:    u.String(),
+		DSN:    pgtest.New(t, "gh_test"),
 		Now:    func() time.Time { return base },
 	}
 }

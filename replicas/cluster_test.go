@@ -4,13 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"gatehouse/internal/logbuf"
+	"gatehouse/internal/pgtest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,11 +30,6 @@ import (
 
 	"gatehouse/internal/smtptest"
 )
-
-// postgresDSNEnv names the PostgreSQL server the tests use, e.g.
-// postgres://postgres@127.0.0.1:5432/test?sslmode=disable. Each test works
-// in a schema of its own there.
-const postgresDSNEnv = "GATEHOUSE_TEST_POSTGRES_DSN"
 
 // publicURL is what every replica believes visitors use: one name for the
 // whole cluster, as behind a load balancer.
@@ -87,46 +81,12 @@ func gatehouseBinary(t *testing.T) string {
 }
 
 // serverDSN returns the PostgreSQL URL from the environment or skips.
-func serverDSN(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv(postgresDSNEnv)
-	if dsn == "" {
-		t.Skipf("%s not set; set it to a PostgreSQL URL (CI does) to run the replica tests", postgresDSNEnv)
-	}
-	return dsn
-}
+func serverDSN(t *testing.T) string { return pgtest.ServerDSN(t) }
 
 // newSchema creates an empty schema for the test and returns dsn pointed at
 // it; the schema is dropped when the test ends, after everything started
 // later has stopped.
-func newSchema(t *testing.T, dsn string) string {
-	t.Helper()
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	schema := "gh_replicas_" + hex.EncodeToString(b)
-	admin := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn)))
-	if _, err := admin.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		_ = admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("parse %s: %v", postgresDSNEnv, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	q.Set("application_name", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+func newSchema(t *testing.T, dsn string) string { return pgtest.Schema(t, dsn, "gh_replicas") }
 
 // withHost returns dsn with its host and port replaced by addr.
 func withHost(t *testing.T, dsn, addr string) string {

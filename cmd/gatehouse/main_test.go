@@ -5,16 +5,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"gatehouse/internal/logbuf"
+	"gatehouse/internal/pgtest"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,8 +22,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/uptrace/bun/driver/pgdriver"
 
 	"gatehouse/authstore"
 )
@@ -59,8 +56,6 @@ func TestMain(m *testing.M) {
 
 // ---- databases ----
 
-const postgresDSNEnv = "GATEHOUSE_TEST_POSTGRES_DSN"
-
 // database is an empty database of one kind for one test.
 type database struct {
 	driver string
@@ -85,29 +80,7 @@ func backends() []backend {
 // it, so tests never see each other's tables.
 func freshPostgres(t *testing.T) database {
 	t.Helper()
-	dsn := os.Getenv(postgresDSNEnv)
-	if dsn == "" {
-		t.Skipf("%s not set; set it to a PostgreSQL URL to run the PostgreSQL cases", postgresDSNEnv)
-	}
-	admin := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn)))
-	t.Cleanup(func() { _ = admin.Close() })
-	schema := "gh_cli_" + randomHex(t, 6)
-	if _, err := admin.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("parse %s: %v", postgresDSNEnv, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return database{"postgres", u.String()}
+	return database{"postgres", pgtest.New(t, "gh_cli")}
 }
 
 func randomHex(t *testing.T, n int) string {
