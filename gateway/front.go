@@ -52,13 +52,13 @@ func (s *Server) logRequest(r *http.Request, rec *statusRecorder, ip string, sta
 	end := s.now()
 	line := slog.NewRecord(end, level, "request", 0)
 	line.AddAttrs(
-		slogString("method", r.Method),
-		slogString("path", r.URL.Path),
-		slogInt("status", status),
-		slogString("decision", decision),
-		slogString("ip", ip),
-		slogDuration("duration", end.Sub(start)),
-		slogString("request_id", requestID(r)),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.String("decision", decision),
+		slog.String("ip", ip),
+		slog.Duration("duration", end.Sub(start)),
+		slog.String("request_id", requestID(r)),
 	)
 	_ = h.Handle(ctx, line)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -421,15 +420,4 @@ func (s *Server) apiSignOut(c *fiber.Ctx) error {
 	}
 	c.Set("Cache-Control", "no-store")
 	return c.JSON(fiber.Map{"status": "signed_out"})
-}
-
-// absoluteRD makes a safe redirect target absolute against the public URL.
-func (s *Server) absoluteRD(rd string) string {
-	if strings.HasPrefix(rd, "/") {
-		return s.origin + rd
-	}
-	if _, err := url.Parse(rd); err != nil {
-		return s.origin + "/"
-	}
-	return rd
 }

@@ -13,10 +13,6 @@ import (
 	"gatehouse/authstore"
 )
 
-func slogString(k, v string) slog.Attr                 { return slog.String(k, v) }
-func slogInt(k string, v int) slog.Attr                { return slog.Int(k, v) }
-func slogDuration(k string, v time.Duration) slog.Attr { return slog.Duration(k, v) }
-
 // levelFor logs server-side failures louder than ordinary traffic.
 func levelFor(status int) slog.Level {
 	if status >= 500 {
