@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"gatehouse/internal/apptest"
 	"image"
 	"image/png"
 	"net"
@@ -46,9 +47,6 @@ func TestBrowser(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, c) })
 	}
 }
-
-// upstreamText is what the recording upstream answers for path.
-func upstreamText(path string) string { return "ok " + path }
 
 func browserSignInAndOut(t *testing.T, c *chrome) {
 	h := newHarness(t)
@@ -96,10 +94,10 @@ func browserSignInAndOut(t *testing.T, c *chrome) {
 	if p := b.path(); p != "/dashboard?tab=2" {
 		t.Fatalf("after sign-in the browser is at %q, want /dashboard?tab=2", p)
 	}
-	if got := b.text("body"); got != upstreamText("/dashboard") {
+	if got := b.text("body"); got != apptest.Body("/dashboard") {
 		t.Errorf("upstream page = %q", got)
 	}
-	if got := h.up.last(t).Header.Get("X-Auth-Request-Email"); got != "alice@example.com" {
+	if got := h.up.Last(t).Header.Get("X-Auth-Request-Email"); got != "alice@example.com" {
 		t.Errorf("upstream saw X-Auth-Request-Email %q", got)
 	}
 
@@ -125,10 +123,10 @@ func browserSignInAndOut(t *testing.T, c *chrome) {
 	if err != nil || len(sessions) != 0 {
 		t.Errorf("sessions after sign-out: %d (%v), want none", len(sessions), err)
 	}
-	before := h.up.count()
+	before := h.up.Count()
 	b.open("/dashboard")
-	if p := b.path(); !strings.HasPrefix(p, "/.gatehouse/login") || h.up.count() != before {
-		t.Errorf("after sign-out /dashboard led to %q (upstream reached: %v)", p, h.up.count() != before)
+	if p := b.path(); !strings.HasPrefix(p, "/.gatehouse/login") || h.up.Count() != before {
+		t.Errorf("after sign-out /dashboard led to %q (upstream reached: %v)", p, h.up.Count() != before)
 	}
 }
 
@@ -293,7 +291,7 @@ func browserOneClickLink(t *testing.T, c *chrome) {
 	if st := phone.click("form[action$='/link'] button"); st != 200 {
 		t.Fatalf("confirm: status %d", st)
 	}
-	if p := phone.path(); p != "/" || phone.text("body") != upstreamText("/") {
+	if p := phone.path(); p != "/" || phone.text("body") != apptest.Body("/") {
 		t.Errorf("after confirming the browser is at %q showing %q", p, phone.text("body"))
 	}
 	// The link works once.
@@ -340,7 +338,7 @@ func browserSignOutEverywhereElse(t *testing.T, c *chrome) {
 		t.Errorf("the other device is still signed in: at %q", p)
 	}
 	laptop.open("/home")
-	if got := laptop.text("body"); got != upstreamText("/home") {
+	if got := laptop.text("body"); got != apptest.Body("/home") {
 		t.Errorf("this device lost its session: %q", got)
 	}
 }
@@ -495,10 +493,10 @@ func browserErrorPages(t *testing.T, c *chrome) {
 	}
 	deadURL, _ := url.Parse("http://" + closed.Addr().String())
 	_ = closed.Close()
-	slow := newRecorder(t)
+	slow := apptest.Start(t)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	slow.handle = func(w http.ResponseWriter, r *http.Request) {
+	slow.Handle = func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
@@ -539,7 +537,7 @@ func browserErrorPages(t *testing.T, c *chrome) {
 	if st := b.signIn("boss@example.com"); st != 200 {
 		t.Fatalf("sign in as the listed user: status %d", st)
 	}
-	if p, got := b.path(), b.text("body"); p != "/admin/panel" || got != upstreamText("/admin/panel") {
+	if p, got := b.path(), b.text("body"); p != "/admin/panel" || got != apptest.Body("/admin/panel") {
 		t.Errorf("after switching account: %q showing %q", p, got)
 	}
 

@@ -25,7 +25,7 @@ func TestUnauthenticatedBrowserIsSentToLogin(t *testing.T) {
 	if got := resp.Header.Get("Location"); got != want {
 		t.Fatalf("Location = %q, want %q", got, want)
 	}
-	if h.up.count() != 0 {
+	if h.up.Count() != 0 {
 		t.Fatal("upstream was reached without a session")
 	}
 }
@@ -54,7 +54,7 @@ func TestUnauthenticatedAPIGets401JSON(t *testing.T) {
 			}
 		})
 	}
-	if h.up.count() != 0 {
+	if h.up.Count() != 0 {
 		t.Fatal("upstream was reached without a session")
 	}
 }
@@ -108,10 +108,10 @@ func TestSignInFlowEndToEnd(t *testing.T) {
 	}
 
 	dash := b.get("/dashboard?tab=2")
-	if dash.StatusCode != http.StatusOK || dash.body != "ok /dashboard" {
+	if dash.StatusCode != http.StatusOK || dash.body != "app /dashboard" {
 		t.Fatalf("dashboard: %d %q", dash.StatusCode, dash.body)
 	}
-	got := h.up.last(t)
+	got := h.up.Last(t)
 	for _, k := range identityHeaders {
 		if v := got.Header.Values(k); len(v) != 1 || v[0] != "alice@example.com" {
 			t.Errorf("upstream %s = %q, want the lower-cased email", k, v)
@@ -146,7 +146,7 @@ func TestIdentityHeadersCannotBeSpoofed(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
-			got := h.up.last(t)
+			got := h.up.Last(t)
 			for k, vs := range got.Header {
 				for _, v := range vs {
 					if strings.Contains(v, "evil.com") {
@@ -179,7 +179,7 @@ func TestSessionCookieIsNotForwardedButAppCookiesAre(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	cookie := strings.Join(h.up.last(t).Header.Values("Cookie"), "; ")
+	cookie := strings.Join(h.up.Last(t).Header.Values("Cookie"), "; ")
 	if strings.Contains(cookie, "gatehouse_session") || strings.Contains(cookie, b.sessionCookie()) {
 		t.Errorf("session cookie forwarded upstream: %q", cookie)
 	}
@@ -196,7 +196,7 @@ func TestForwardedHeadersAreRebuilt(t *testing.T) {
 	req.Header.Set("X-Real-Ip", "6.6.6.6")
 	req.Header.Set("Forwarded", "for=6.6.6.6")
 	h.browser().do(req)
-	got := h.up.last(t)
+	got := h.up.Last(t)
 	if v := got.Header.Values("X-Forwarded-For"); len(v) != 1 || v[0] != "127.0.0.1" {
 		t.Errorf("X-Forwarded-For = %q", v)
 	}
@@ -210,7 +210,7 @@ func TestForwardedHeadersAreRebuilt(t *testing.T) {
 
 func TestUpstreamSetCookiesAllReachTheClient(t *testing.T) {
 	h := newHarness(t)
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Add("Set-Cookie", "a=1; Path=/")
 		w.Header().Add("Set-Cookie", "b=2; Path=/")
 		w.Header().Add("X-Dup", "1")
@@ -263,14 +263,14 @@ func TestAccessRules(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := h.up.count()
+			before := h.up.Count()
 			req, _ := http.NewRequest(tc.method, h.URL+tc.path, nil)
 			req.Header.Set("Accept", "text/html")
 			resp := tc.b.do(req)
 			if resp.StatusCode != tc.want {
 				t.Fatalf("status = %d, want %d", resp.StatusCode, tc.want)
 			}
-			reached := h.up.count() > before
+			reached := h.up.Count() > before
 			if reached != (tc.want == 200) {
 				t.Fatalf("upstream reached = %v for status %d", reached, tc.want)
 			}
@@ -374,7 +374,7 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	if rec.status != http.StatusOK {
 		t.Fatalf("after restart: status %d", rec.status)
 	}
-	if got := h.up.last(t).Header.Get("Remote-User"); got != "frank@example.com" {
+	if got := h.up.Last(t).Header.Get("Remote-User"); got != "frank@example.com" {
 		t.Fatalf("after restart Remote-User = %q", got)
 	}
 }
@@ -470,12 +470,12 @@ func TestStoreFailureFailsClosed(t *testing.T) {
 	b.signIn("ivy@example.com", "/")
 	h.srv.sessions.flush() // force a store read
 	_ = h.store.Close()
-	before := h.up.count()
+	before := h.up.Count()
 	resp := b.get("/dashboard")
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("status %d, want 503", resp.StatusCode)
 	}
-	if h.up.count() != before {
+	if h.up.Count() != before {
 		t.Fatal("request reached upstream while the store was down")
 	}
 }
@@ -619,7 +619,7 @@ func TestOneClickLinkKeepsTheDestination(t *testing.T) {
 	if page.StatusCode != http.StatusOK {
 		t.Fatalf("confirm page: %d", page.StatusCode)
 	}
-	if h.up.count() != 0 || b.sessionCookie() != "" {
+	if h.up.Count() != 0 || b.sessionCookie() != "" {
 		t.Fatal("opening the link signed in without the button")
 	}
 	resp := b.post("/.gatehouse/link", url.Values{"token": {u.Query().Get("t")}, "rd": {u.Query().Get("rd")}, "_csrf": {b.csrf(page.body)}})

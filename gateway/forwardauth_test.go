@@ -434,7 +434,7 @@ func TestForwardAuthDecisions(t *testing.T) {
 			}
 		})
 	}
-	if n := h.up.count(); n != 0 {
+	if n := h.up.Count(); n != 0 {
 		t.Fatalf("forward-auth reached the upstream %d times", n)
 	}
 }

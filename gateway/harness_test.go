@@ -2,16 +2,15 @@ package gateway
 
 import (
 	"context"
+	"gatehouse/internal/apptest"
 	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,53 +29,9 @@ type harness struct {
 	store  *authstore.Store
 	dbPath string
 	mail   *smtptest.Server
-	up     *recorder
+	up     *apptest.App
 	opts   Options
 }
-
-// recorder is an upstream that remembers every request it received.
-type recorder struct {
-	*httptest.Server
-	mu   sync.Mutex
-	reqs []*http.Request
-	// handle, when set, answers instead of the default "ok <path>".
-	handle func(w http.ResponseWriter, r *http.Request)
-}
-
-func newRecorder(t *testing.T) *recorder {
-	rec := &recorder{}
-	rec.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.mu.Lock()
-		rec.reqs = append(rec.reqs, r.Clone(context.Background()))
-		h := rec.handle
-		rec.mu.Unlock()
-		if h != nil {
-			h(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = io.WriteString(w, "ok "+r.URL.Path)
-	}))
-	t.Cleanup(rec.Close)
-	return rec
-}
-
-func (r *recorder) requests() []*http.Request {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]*http.Request(nil), r.reqs...)
-}
-
-func (r *recorder) last(t *testing.T) *http.Request {
-	t.Helper()
-	reqs := r.requests()
-	if len(reqs) == 0 {
-		t.Fatal("upstream received no request")
-	}
-	return reqs[len(reqs)-1]
-}
-
-func (r *recorder) count() int { return len(r.requests()) }
 
 // defaultSettings are the settings tests start from.
 func defaultSettings(t *testing.T, m Mailer) Settings {
@@ -104,7 +59,7 @@ func defaultSettings(t *testing.T, m Mailer) Settings {
 // newHarness starts everything; edit may change the options before start.
 func newHarness(t *testing.T, edit ...func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, mail: smtptest.Start(t), up: newRecorder(t)}
+	h := &harness{t: t, mail: smtptest.Start(t), up: apptest.Start(t)}
 	h.dbPath = filepath.Join(t.TempDir(), "gatehouse.db")
 	h.store = openTestStore(t, h.dbPath)
 	m, err := mailer.NewSMTP(mailer.SMTPOptions{Host: h.mail.Host, Port: h.mail.Port, TLS: "none", From: "Gatehouse <no-reply@example.com>"})

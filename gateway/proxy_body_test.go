@@ -103,7 +103,7 @@ func TestLargeBodiesStream(t *testing.T) {
 	h := newHarness(t)
 	var mu sync.Mutex
 	var served digest
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodPut:
 			sum := sha256.New()
@@ -211,7 +211,7 @@ func TestMaxRequestBody(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.Settings.MaxRequestBody = limit })
 	var mu sync.Mutex
 	var upstreamGot []int64
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		n, err := io.Copy(io.Discard, r.Body)
 		mu.Lock()
 		upstreamGot = append(upstreamGot, n)

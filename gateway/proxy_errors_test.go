@@ -26,7 +26,7 @@ func TestUpstreamFailuresGiveErrorPagesAndJSON(t *testing.T) {
 		{
 			name: "connection dropped before answering",
 			upstream: func(h *harness, t *testing.T) {
-				h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+				h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 					if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
 						_ = c.Close()
 					}
@@ -38,7 +38,7 @@ func TestUpstreamFailuresGiveErrorPagesAndJSON(t *testing.T) {
 		{
 			name: "garbage instead of HTTP",
 			upstream: func(h *harness, t *testing.T) {
-				h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+				h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 					if c, brw, err := http.NewResponseController(w).Hijack(); err == nil {
 						_, _ = brw.WriteString("SSH-2.0-OpenSSH_9.6\r\n\r\n")
 						_ = brw.Flush()
@@ -54,7 +54,7 @@ func TestUpstreamFailuresGiveErrorPagesAndJSON(t *testing.T) {
 			upstream: func(h *harness, t *testing.T) {
 				release := make(chan struct{})
 				t.Cleanup(func() { close(release) })
-				h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+				h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 					select {
 					case <-release:
 					case <-r.Context().Done():
@@ -102,7 +102,7 @@ func TestTimeoutCoversHeadersOnly(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	h := newHarness(t, func(o *Options) { o.UpstreamTimeout = timeout })
 	cancelled := make(chan struct{}, 1)
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/public/slow-body":
 			w.Header().Set("Content-Type", "text/plain")

@@ -39,7 +39,7 @@ func rawRequest(t *testing.T, h *harness, req string) (*http.Response, string) {
 
 func TestHopByHopHeadersAreRemovedBothWays(t *testing.T) {
 	h := newHarness(t)
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		hd.Set("Connection", "X-Upstream-Hop")
 		hd.Set("X-Upstream-Hop", "secret-to-the-hop")
@@ -66,7 +66,7 @@ func TestHopByHopHeadersAreRemovedBothWays(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || body != "ok" {
 		t.Fatalf("status %d body %q", resp.StatusCode, body)
 	}
-	up := h.up.last(t)
+	up := h.up.Last(t)
 	for _, k := range []string{"X-Client-Hop", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection"} {
 		if v := up.Header.Values(k); len(v) > 0 {
 			t.Errorf("hop-by-hop %s reached the upstream: %q", k, v)
@@ -120,7 +120,7 @@ func TestHostHandling(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
-			up := h.up.last(t)
+			up := h.up.Last(t)
 			if up.Host != tc.wantHost(h) {
 				t.Errorf("upstream Host = %q, want %q", up.Host, tc.wantHost(h))
 			}
@@ -133,7 +133,7 @@ func TestHostHandling(t *testing.T) {
 
 func TestDuplicateHeadersArePreserved(t *testing.T) {
 	h := newHarness(t)
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		w.Header()["X-Multi"] = []string{"one", "two", "three"}
 		w.Header()["Set-Cookie"] = []string{"a=1; Path=/", "b=2; Path=/", "c=3; Path=/"}
 		w.Header()["Link"] = []string{"</a.css>; rel=preload", "</b.js>; rel=preload"}
@@ -147,7 +147,7 @@ func TestDuplicateHeadersArePreserved(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	up := h.up.last(t)
+	up := h.up.Last(t)
 	for k, want := range map[string][]string{
 		"X-Multi":         {"one", "two", "three"},
 		"Accept-Language": {"ko", "en;q=0.5"},
@@ -168,7 +168,7 @@ func TestDuplicateHeadersArePreserved(t *testing.T) {
 
 func TestTrailersArePreserved(t *testing.T) {
 	h := newHarness(t)
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Trailer", "X-Checksum, X-Rows")
 		w.Header().Set("X-Req-Trailer", r.Trailer.Get("X-Client-Sum"))
@@ -238,7 +238,7 @@ func TestViaOnlyWhenConfigured(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
-			if got := h.up.last(t).Header.Values("Via"); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			if got := h.up.Last(t).Header.Values("Via"); strings.Join(got, ",") != strings.Join(tc.want, ",") {
 				t.Errorf("upstream Via = %q, want %q", got, tc.want)
 			}
 			if got := resp.Header.Values("Via"); len(got) != 0 {
@@ -264,7 +264,7 @@ func TestQueryAndPathReachUpstreamUnchanged(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
-			up := h.up.last(t)
+			up := h.up.Last(t)
 			if up.URL.Path != tc.wantPath || up.URL.RawQuery != tc.wantQuery {
 				t.Errorf("upstream got %s ? %s, want %s ? %s", up.URL.Path, up.URL.RawQuery, tc.wantPath, tc.wantQuery)
 			}

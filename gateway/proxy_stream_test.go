@@ -37,7 +37,7 @@ func TestStreamsArriveEventByEvent(t *testing.T) {
 			h := newHarness(t)
 			received := make(chan int)
 			const events = 5
-			h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+			h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", tc.contentType)
 				w.Header().Set("Cache-Control", "no-cache")
 				w.WriteHeader(http.StatusOK)
@@ -122,7 +122,7 @@ func TestEndlessStreamIsCancelledWhenClientLeaves(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			cancelled := make(chan struct{})
-			h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+			h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/event-stream")
 				tick := time.NewTicker(5 * time.Millisecond)
 				defer tick.Stop()
@@ -182,7 +182,7 @@ func TestEndlessStreamIsCancelledWhenClientLeaves(t *testing.T) {
 func TestAbortedStreamLeavesNoHalfReadConnection(t *testing.T) {
 	h := newHarness(t)
 	big := strings.Repeat("BIGBODY!", 1<<17) // 1 MiB
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/public/big":
 			w.Header().Set("Content-Type", "application/octet-stream")
@@ -265,7 +265,7 @@ func TestAbortedResponseIsStillLogged(t *testing.T) {
 	logs := &captureHandler{}
 	h := newHarness(t, func(o *Options) { o.Logger = slog.New(logs) })
 	sent := make(chan struct{})
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		chunk := strings.Repeat("z", 32<<10)
 		for i := 0; ; i++ {

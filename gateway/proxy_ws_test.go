@@ -20,7 +20,7 @@ func wsEcho(h *harness) {
 		Subprotocols: []string{"chat.v2"},
 		CheckOrigin:  func(*http.Request) bool { return true },
 	}
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		if !websocket.IsWebSocketUpgrade(r) {
 			_, _ = w.Write([]byte("not a websocket"))
 			return
@@ -87,7 +87,7 @@ func TestWebSocketThroughGateway(t *testing.T) {
 		t.Errorf("upstream Set-Cookie on the 101 = %q", got)
 	}
 
-	up := h.up.last(t)
+	up := h.up.Last(t)
 	if up.URL.Path != "/live/feed" || up.URL.RawQuery != "room=7" {
 		t.Errorf("upstream saw %s?%s", up.URL.Path, up.URL.RawQuery)
 	}
@@ -141,8 +141,7 @@ func TestWebSocketCloseFromEitherSide(t *testing.T) {
 	t.Run("client closes", func(t *testing.T) {
 		closed := make(chan error, 1)
 		up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-		h.up.mu.Lock()
-		h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+		h.up.SetHandler(func(w http.ResponseWriter, r *http.Request) {
 			c, err := up.Upgrade(w, r, nil)
 			if err != nil {
 				closed <- err
@@ -151,8 +150,7 @@ func TestWebSocketCloseFromEitherSide(t *testing.T) {
 			defer c.Close()
 			_, _, err = c.ReadMessage()
 			closed <- err
-		}
-		h.up.mu.Unlock()
+		})
 		c, _, err := dialWS(t, h, "/ws", hdr)
 		if err != nil {
 			t.Fatal(err)
@@ -209,7 +207,7 @@ func TestWebSocketUpgradeIsDecidedLikeAnyRequest(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := h.up.count()
+			before := h.up.Count()
 			hdr := http.Header{}
 			if tc.cookie != "" {
 				hdr.Set("Cookie", tc.cookie)
@@ -224,7 +222,7 @@ func TestWebSocketUpgradeIsDecidedLikeAnyRequest(t *testing.T) {
 			if resp.StatusCode != tc.want {
 				t.Fatalf("status = %d, want %d (%v)", resp.StatusCode, tc.want, err)
 			}
-			if reached := h.up.count() > before; reached != tc.reached {
+			if reached := h.up.Count() > before; reached != tc.reached {
 				t.Fatalf("upstream reached = %v, want %v", reached, tc.reached)
 			}
 			if c != nil {
@@ -244,7 +242,7 @@ func TestWebSocketUpgradeIsDecidedLikeAnyRequest(t *testing.T) {
 // whenever it is asked: the gateway must never let it.
 func TestH2CUpgradeIsNotPassed(t *testing.T) {
 	h := newHarness(t)
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		if strings.EqualFold(r.Header.Get("Upgrade"), "h2c") {
 			conn, brw, err := http.NewResponseController(w).Hijack()
 			if err != nil {
@@ -293,7 +291,7 @@ func TestH2CUpgradeIsNotPassed(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status = %d, want 200 over plain HTTP/1.1", resp.StatusCode)
 			}
-			up := h.up.last(t)
+			up := h.up.Last(t)
 			if v := up.Header.Get("Upgrade"); v != "" {
 				t.Errorf("upstream saw Upgrade: %q", v)
 			}
@@ -308,7 +306,7 @@ func TestH2CUpgradeIsNotPassed(t *testing.T) {
 // protocol switch on a protected path, not only one named "websocket".
 func TestAnyUpgradeNeedsSameSiteOrigin(t *testing.T) {
 	h := newHarness(t)
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		if !strings.EqualFold(r.Header.Get("Upgrade"), "custom/1") {
 			_, _ = w.Write([]byte("no upgrade"))
 			return
@@ -333,7 +331,7 @@ func TestAnyUpgradeNeedsSameSiteOrigin(t *testing.T) {
 		{"same origin", h.URL, http.StatusSwitchingProtocols},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := h.up.count()
+			before := h.up.Count()
 			origin := ""
 			if tc.origin != "" {
 				origin = "Origin: " + tc.origin + "\r\n"
@@ -344,7 +342,7 @@ func TestAnyUpgradeNeedsSameSiteOrigin(t *testing.T) {
 			if resp.StatusCode != tc.want {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
 			}
-			if reached := h.up.count() > before; reached != (tc.want == http.StatusSwitchingProtocols) {
+			if reached := h.up.Count() > before; reached != (tc.want == http.StatusSwitchingProtocols) {
 				t.Fatalf("upstream reached = %v", reached)
 			}
 		})

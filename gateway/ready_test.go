@@ -127,7 +127,7 @@ func TestReadyzRejectsHealthPathOffTheUpstream(t *testing.T) {
 // ordinary request is untouched.
 func TestCloseStreams(t *testing.T) {
 	h := newHarness(t)
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Accept") != "text/event-stream" {
 			_, _ = w.Write([]byte("plain"))
 			return

@@ -37,7 +37,7 @@ func TestRequestIDFromTrustedProxies(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
-			got := h.up.last(t).Header.Values("X-Request-Id")
+			got := h.up.Last(t).Header.Values("X-Request-Id")
 			if len(got) != 1 || got[0] == "" {
 				t.Fatalf("upstream got X-Request-Id %q, want one id", got)
 			}

@@ -53,12 +53,12 @@ func TestIdentityHeadersAreStrippedInEverySpelling(t *testing.T) {
 			if tc.cookie != "" {
 				headers = append(headers, tc.cookie)
 			}
-			before := h.up.count()
+			before := h.up.Count()
 			resp := rawGet(t, h.addr(), tc.path, headers...)
-			if resp.status != http.StatusOK || h.up.count() != before+1 {
+			if resp.status != http.StatusOK || h.up.Count() != before+1 {
 				t.Fatalf("status %d", resp.status)
 			}
-			got := h.up.last(t)
+			got := h.up.Last(t)
 			for k, vs := range got.Header {
 				for _, v := range vs {
 					if strings.Contains(v, "evil.example") {
@@ -85,7 +85,7 @@ func TestConnectionHeaderCannotRemoveGatewayHeaders(t *testing.T) {
 	if resp.status != http.StatusOK {
 		t.Fatalf("status %d", resp.status)
 	}
-	got := h.up.last(t)
+	got := h.up.Last(t)
 	want := map[string]string{
 		"X-Auth-Request-Email": "lee@example.com", "X-Auth-Request-User": "lee@example.com",
 		"X-Forwarded-Email": "lee@example.com", "X-Forwarded-User": "lee@example.com",
@@ -149,7 +149,7 @@ func TestRequestHeadersNeverDecideAccess(t *testing.T) {
 			}
 		}
 	}
-	if n := h.up.count(); n != 0 {
+	if n := h.up.Count(); n != 0 {
 		t.Fatalf("%d requests reached the upstream", n)
 	}
 	// Forward-auth believes the description of a request only from a
@@ -177,7 +177,7 @@ func TestRequestHeadersNeverDecideAccess(t *testing.T) {
 	if resp.status != http.StatusOK {
 		t.Fatalf("public path: %d", resp.status)
 	}
-	got := h.up.last(t)
+	got := h.up.Last(t)
 	for _, hd := range rewrites {
 		name, _, _ := strings.Cut(hd, ":")
 		for k := range got.Header {
@@ -208,7 +208,7 @@ func TestForwardedHeadersAreBelievedOnlyFromTrustedProxies(t *testing.T) {
 			if r := rawGet(t, h.addr(), "/public/x", spoof...); r.status != http.StatusOK {
 				t.Fatalf("status %d", r.status)
 			}
-			got := h.up.last(t)
+			got := h.up.Last(t)
 			if v := got.Header.Values("X-Forwarded-For"); len(v) != 1 || v[0] != tc.wantIP {
 				t.Errorf("X-Forwarded-For = %q, want %q", v, tc.wantIP)
 			}

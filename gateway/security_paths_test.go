@@ -112,9 +112,9 @@ func TestPathSpellingsNeverBypassRules(t *testing.T) {
 	)
 	reached := 0
 	for _, target := range targets {
-		before := len(h.up.requests())
+		before := len(h.up.Requests())
 		resp := rawGet(t, h.addr(), target, "Accept: application/json")
-		reqs := h.up.requests()
+		reqs := h.up.Requests()
 		if len(reqs) == before {
 			switch resp.status {
 			case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
@@ -158,10 +158,10 @@ func TestDenyRuleHoldsForSignedInUsers(t *testing.T) {
 	}
 	targets = append(targets, "/internal", "/internal/", "/internal/x", "//internal/x", "/internal;/x", "/%69nternal/x")
 	for _, target := range targets {
-		before := h.up.count()
+		before := h.up.Count()
 		resp := rawGet(t, h.addr(), target, cookie, "Accept: application/json")
-		if h.up.count() != before {
-			got := h.up.last(t)
+		if h.up.Count() != before {
+			got := h.up.Last(t)
 			if deep := deepNormalize(got.RequestURI); strings.HasPrefix(deep+"/", "/internal/") {
 				t.Errorf("%q reached the upstream as %q (%d)", target, got.RequestURI, resp.status)
 			}
@@ -192,12 +192,12 @@ func TestUpstreamGetsTheDecidedPath(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.sent, func(t *testing.T) {
-			before := h.up.count()
+			before := h.up.Count()
 			resp := rawGet(t, h.addr(), tc.sent)
-			if resp.status != http.StatusOK || h.up.count() != before+1 {
-				t.Fatalf("status %d, upstream requests %d", resp.status, h.up.count()-before)
+			if resp.status != http.StatusOK || h.up.Count() != before+1 {
+				t.Fatalf("status %d, upstream requests %d", resp.status, h.up.Count()-before)
 			}
-			got := h.up.last(t)
+			got := h.up.Last(t)
 			if got.URL.Path != tc.path {
 				t.Errorf("upstream path %q, want %q", got.URL.Path, tc.path)
 			}
@@ -228,7 +228,7 @@ func TestMethodRulesUseTheRequestMethod(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := h.up.count()
+			before := h.up.Count()
 			raw := tc.method + " /feed HTTP/1.1\r\nHost: a\r\nAccept: application/json\r\nContent-Length: 0\r\n"
 			for _, hd := range tc.headers {
 				raw += hd + "\r\n"
@@ -237,12 +237,12 @@ func TestMethodRulesUseTheRequestMethod(t *testing.T) {
 			if len(resps) != 1 {
 				t.Fatalf("%d responses", len(resps))
 			}
-			reached := h.up.count() > before
+			reached := h.up.Count() > before
 			if reached != tc.reach {
 				t.Fatalf("upstream reached = %v (status %d), want %v", reached, resps[0].status, tc.reach)
 			}
 			if reached {
-				got := h.up.last(t)
+				got := h.up.Last(t)
 				for _, k := range []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"} {
 					if v := got.Header.Get(k); v != "" && !strings.EqualFold(v, got.Method) {
 						t.Errorf("upstream got %s %s: %s", got.Method, k, v)

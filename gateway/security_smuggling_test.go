@@ -64,7 +64,7 @@ func TestAmbiguousFramingIsRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := h.up.count()
+			before := h.up.Count()
 			resps := rawExchange(t, addr, tc.raw)
 			if len(resps) == 0 {
 				t.Fatal("no response: the connection was dropped instead of answered")
@@ -75,7 +75,7 @@ func TestAmbiguousFramingIsRefused(t *testing.T) {
 			if len(resps) > 1 {
 				t.Fatalf("the smuggled request was answered too: %d responses, second %d", len(resps), resps[1].status)
 			}
-			if n := h.up.count() - before; n != 0 {
+			if n := h.up.Count() - before; n != 0 {
 				t.Fatalf("%d requests reached the upstream", n)
 			}
 		})
@@ -103,7 +103,7 @@ func TestMalformedChunksHideNoRequest(t *testing.T) {
 			if len(resps) > 1 {
 				t.Fatalf("%d responses: the smuggled request was answered", len(resps))
 			}
-			for _, r := range h.up.requests() {
+			for _, r := range h.up.Requests() {
 				if r.URL.Path == "/admin" {
 					t.Fatal("the smuggled request reached the upstream")
 				}
@@ -127,7 +127,7 @@ func TestAmbiguousFramingAnswers400AndCloses(t *testing.T) {
 			t.Error("the connection stays open after ambiguous framing")
 		}
 	}
-	if h.up.count() != 0 {
+	if h.up.Count() != 0 {
 		t.Fatal("upstream was reached")
 	}
 }
@@ -137,7 +137,7 @@ func TestAmbiguousFramingAnswers400AndCloses(t *testing.T) {
 // every request is answered and the body text is never read as a request.
 func TestFramingGuardKeepsHonestTraffic(t *testing.T) {
 	h := newHarness(t)
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		_, _ = io.WriteString(w, r.URL.Path+" "+string(body))
 	}
@@ -158,7 +158,7 @@ func TestFramingGuardKeepsHonestTraffic(t *testing.T) {
 		}
 	}
 	var paths []string
-	for _, r := range h.up.requests() {
+	for _, r := range h.up.Requests() {
 		paths = append(paths, r.URL.Path)
 	}
 	if strings.Join(paths, " ") != "/public/a /public/b /public/c" {
@@ -188,7 +188,7 @@ func TestRequestTargetsForProxiesAreRefused(t *testing.T) {
 	if resps := rawExchange(t, addr, "OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); len(resps) != 1 || resps[0].body != "" {
 		t.Fatalf("OPTIONS *: %+v", resps)
 	}
-	if h.up.count() != 0 {
+	if h.up.Count() != 0 {
 		t.Fatal("upstream was reached")
 	}
 }
@@ -203,7 +203,7 @@ func TestUpgradesPassTheSameDecision(t *testing.T) {
 		if len(resps) != 1 || resps[0].status != http.StatusUnauthorized {
 			t.Fatalf("responses %+v, want one 401", resps)
 		}
-		if h.up.count() != 0 {
+		if h.up.Count() != 0 {
 			t.Fatal("upstream was reached")
 		}
 	})
@@ -219,7 +219,7 @@ func TestUpgradesPassTheSameDecision(t *testing.T) {
 		if !resps[0].close {
 			t.Error("the connection stays open after a refused upgrade")
 		}
-		if h.up.count() != 0 {
+		if h.up.Count() != 0 {
 			t.Fatal("upstream was reached")
 		}
 	})
@@ -230,19 +230,19 @@ func TestUpgradesPassTheSameDecision(t *testing.T) {
 		if len(resps) != 1 || resps[0].status != http.StatusForbidden {
 			t.Fatalf("responses %+v, want one 403", resps)
 		}
-		if h.up.count() != 0 {
+		if h.up.Count() != 0 {
 			t.Fatal("upstream was reached")
 		}
 	})
 	t.Run("HTTP/2 prior knowledge is not spoken", func(t *testing.T) {
-		before := h.up.count()
+		before := h.up.Count()
 		resps := rawExchange(t, addr, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 		for _, r := range resps {
 			if r.status < 400 {
 				t.Fatalf("answered %d to an HTTP/2 preface", r.status)
 			}
 		}
-		if h.up.count() != before {
+		if h.up.Count() != before {
 			t.Fatal("upstream was reached")
 		}
 	})
@@ -251,7 +251,7 @@ func TestUpgradesPassTheSameDecision(t *testing.T) {
 		if len(resps) != 1 || resps[0].status != http.StatusOK {
 			t.Fatalf("responses %+v, want one 200 from the upstream over HTTP/1.1", resps)
 		}
-		got := h.up.last(t)
+		got := h.up.Last(t)
 		if got.Header.Get("Upgrade") != "" || got.Header.Get("Http2-Settings") != "" {
 			t.Fatalf("upstream saw Upgrade %q, HTTP2-Settings %q", got.Header.Get("Upgrade"), got.Header.Get("Http2-Settings"))
 		}
@@ -372,7 +372,7 @@ func FuzzGuardFraming(f *testing.F) {
 func TestFramingGuardPassesWebSockets(t *testing.T) {
 	h := newHarness(t)
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	h.up.handle = func(w http.ResponseWriter, r *http.Request) {
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return

@@ -89,7 +89,7 @@ func TestWarmSessionCostsNoStoreRead(t *testing.T) {
 		t.Fatalf("first request: %d", code)
 	}
 	reads, touches := cs.reads.Load(), cs.touches.Load()
-	upBefore := h.up.count()
+	upBefore := h.up.Count()
 
 	const total, workers = 1000, 4
 	var wg sync.WaitGroup
@@ -107,7 +107,7 @@ func TestWarmSessionCostsNoStoreRead(t *testing.T) {
 	if n := failed.Load(); n > 0 {
 		t.Fatalf("%d of %d requests failed", n, total)
 	}
-	if got := h.up.count() - upBefore; got != total {
+	if got := h.up.Count() - upBefore; got != total {
 		t.Fatalf("upstream saw %d requests, want %d", got, total)
 	}
 	if got := cs.reads.Load() - reads; got != 0 {
@@ -187,11 +187,11 @@ func TestRevocationIsImmediateOnSameInstance(t *testing.T) {
 				t.Fatalf("%d store reads for a session created on this instance", n)
 			}
 			tc.end(t, h, victim, other)
-			before := h.up.count()
+			before := h.up.Count()
 			if code := get(); code != http.StatusUnauthorized {
 				t.Fatalf("request right after the session ended: %d, want 401", code)
 			}
-			if h.up.count() != before {
+			if h.up.Count() != before {
 				t.Fatal("the ended session reached the upstream")
 			}
 		})

@@ -27,7 +27,7 @@ func TestNginxForwardAuth(t *testing.T) {
 		"/etc/ssl/example.com/fullchain.pem", cert,
 		"/etc/ssl/example.com/privkey.pem", key,
 		"127.0.0.1:8080", s.gate,
-		"127.0.0.1:3000", s.up.addr(),
+		"127.0.0.1:3000", strings.TrimPrefix(s.up.URL, "http://"),
 	)))
 	snippets, err := filepath.Glob(filepath.Join(examplesDir, "nginx", "snippets", "*.conf"))
 	if err != nil || len(snippets) == 0 {
@@ -78,7 +78,7 @@ func TestCaddyForwardAuth(t *testing.T) {
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	writeFile(t, caddyfile, []byte(global+example(t, "caddy/Caddyfile",
 		"127.0.0.1:8080", s.gate,
-		"127.0.0.1:3000", s.up.addr(),
+		"127.0.0.1:3000", strings.TrimPrefix(s.up.URL, "http://"),
 	)))
 	env := append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
 	p := start(t, env, nil, bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
@@ -198,7 +198,7 @@ func walk(t *testing.T, s *stack) {
 	if anon.StatusCode != http.StatusFound || anon.Header.Get("Location") != wantLogin {
 		t.Fatalf("anonymous page: %d Location %q, want 302 %q", anon.StatusCode, anon.Header.Get("Location"), wantLogin)
 	}
-	if n := len(s.up.requests()); n != 0 {
+	if n := len(s.up.Requests()); n != 0 {
 		t.Fatalf("the app was reached %d times without a session", n)
 	}
 
@@ -231,7 +231,7 @@ func walk(t *testing.T, s *stack) {
 	if back.StatusCode != http.StatusOK || back.body != "app /reports/q3" {
 		t.Fatalf("original URL after sign-in: %d %q", back.StatusCode, back.body)
 	}
-	reqs := s.up.requests()
+	reqs := s.up.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("the app received %d requests, want 1", len(reqs))
 	}
@@ -254,12 +254,12 @@ func walk(t *testing.T, s *stack) {
 			{"anonymous on a protected path", s.browser(), "/reports/q3", http.StatusUnauthorized, ""},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				before := len(s.up.requests())
+				before := len(s.up.Requests())
 				resp := tc.who.do(http.MethodGet, s.appOrigin()+tc.path, nil, spoofed())
 				if resp.StatusCode != tc.status {
 					t.Fatalf("status %d, want %d\n%s", resp.StatusCode, tc.status, resp.body)
 				}
-				reqs := s.up.requests()
+				reqs := s.up.Requests()
 				if tc.status != http.StatusOK {
 					if len(reqs) != before {
 						t.Fatal("the app was reached")
@@ -298,12 +298,12 @@ func walk(t *testing.T, s *stack) {
 			{"lookalike names kept", "my_gatehouse_session=1; " + session, "my_gatehouse_session=1"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				before := len(s.up.requests())
+				before := len(s.up.Requests())
 				resp := plain.do(http.MethodGet, s.appOrigin()+"/reports/q3", nil, http.Header{"Cookie": {tc.cookie}})
 				if resp.StatusCode != http.StatusOK {
 					t.Fatalf("status %d", resp.StatusCode)
 				}
-				reqs := s.up.requests()
+				reqs := s.up.Requests()
 				if len(reqs) != before+1 {
 					t.Fatalf("the app received %d requests, want 1", len(reqs)-before)
 				}
@@ -321,7 +321,7 @@ func walk(t *testing.T, s *stack) {
 	})
 
 	t.Run("forwarding headers rebuilt", func(t *testing.T) {
-		before := len(s.up.requests())
+		before := len(s.up.Requests())
 		resp := b.do(http.MethodGet, s.appOrigin()+"/reports/q3", nil, http.Header{
 			"X-Forwarded-For":   {"203.0.113.9"},
 			"X-Real-Ip":         {"203.0.113.9"},
@@ -332,7 +332,7 @@ func walk(t *testing.T, s *stack) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
-		reqs := s.up.requests()
+		reqs := s.up.Requests()
 		if len(reqs) != before+1 {
 			t.Fatalf("the app received %d requests, want 1", len(reqs)-before)
 		}
@@ -353,7 +353,7 @@ func walk(t *testing.T, s *stack) {
 	})
 
 	t.Run("Gatehouse's pages on the app host", func(t *testing.T) {
-		before := len(s.up.requests())
+		before := len(s.up.Requests())
 		health := b.do(http.MethodGet, s.appOrigin()+"/.gatehouse/healthz", nil, nil)
 		if health.StatusCode != http.StatusOK || !strings.Contains(health.body, `"ok"`) {
 			t.Fatalf("healthz on the app host: %d %q", health.StatusCode, health.body)
@@ -361,7 +361,7 @@ func walk(t *testing.T, s *stack) {
 		if login := s.browser().page(s.appOrigin() + "/.gatehouse/login?rd=%2Freports"); login.StatusCode != http.StatusOK || !strings.Contains(login.body, `name="email"`) {
 			t.Fatalf("login page on the app host: %d", login.StatusCode)
 		}
-		if n := len(s.up.requests()) - before; n != 0 {
+		if n := len(s.up.Requests()) - before; n != 0 {
 			t.Fatalf("the app was reached %d times", n)
 		}
 	})
@@ -395,7 +395,7 @@ func walk(t *testing.T, s *stack) {
 			{"method override in another spelling", anonAPI, "GET", "/healthz", "application/json", 0, []string{"X-Method-Override", "DELETE"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				before := len(s.up.requests())
+				before := len(s.up.Requests())
 				hdr := http.Header{"Accept": {tc.accept}}
 				for i := 0; i+1 < len(tc.header); i += 2 {
 					hdr.Add(tc.header[i], tc.header[i+1])
@@ -404,7 +404,7 @@ func walk(t *testing.T, s *stack) {
 				if tc.status != 0 && resp.StatusCode != tc.status || resp.StatusCode < 400 || resp.StatusCode > 499 {
 					t.Fatalf("status %d, want %d (or any 4xx when 0)", resp.StatusCode, tc.status)
 				}
-				if n := len(s.up.requests()) - before; n != 0 {
+				if n := len(s.up.Requests()) - before; n != 0 {
 					t.Fatalf("the app was reached %d times", n)
 				}
 			})

@@ -12,12 +12,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"gatehouse/internal/apptest"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -69,34 +69,6 @@ func freePort(t *testing.T) string {
 	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 }
 
-// upstream is the protected app: it records every request it receives.
-type upstream struct {
-	*httptest.Server
-	mu   sync.Mutex
-	reqs []*http.Request
-}
-
-func newUpstream(t *testing.T) *upstream {
-	u := &upstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		u.reqs = append(u.reqs, r.Clone(context.Background()))
-		u.mu.Unlock()
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = io.WriteString(w, "app "+r.URL.Path)
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-func (u *upstream) requests() []*http.Request {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]*http.Request(nil), u.reqs...)
-}
-
-func (u *upstream) addr() string { return strings.TrimPrefix(u.URL, "http://") }
-
 // stack is one deployment under test: a fronting proxy on port, Gatehouse
 // and the app behind it, and the SMTP server that receives the codes.
 type stack struct {
@@ -104,7 +76,7 @@ type stack struct {
 	port  string // the fronting proxy's HTTPS port on 127.0.0.1
 	roots *x509.CertPool
 	gate  string // Gatehouse's listen address
-	up    *upstream
+	up    *apptest.App
 	mail  *smtptest.Server
 }
 
@@ -116,7 +88,7 @@ func (s *stack) appOrigin() string  { return "https://app.example.com:" + s.port
 // fronting proxy that will listen on a fresh port.
 func newStack(t *testing.T, dir string) *stack {
 	t.Helper()
-	s := &stack{t: t, port: freePort(t), up: newUpstream(t), mail: smtptest.Start(t)}
+	s := &stack{t: t, port: freePort(t), up: apptest.Start(t), mail: smtptest.Start(t)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -36,7 +36,7 @@ func TestServeRefusesAmbiguousFraming(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("status %d, want 400", resp.StatusCode)
 	}
-	if n := len(up.requests()); n != 0 {
+	if n := len(up.Requests()); n != 0 {
 		t.Fatalf("upstream received %d requests", n)
 	}
 }

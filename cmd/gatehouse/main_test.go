@@ -9,16 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gatehouse/internal/apptest"
 	"gatehouse/internal/logbuf"
 	"gatehouse/internal/pgtest"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -380,33 +378,11 @@ func eventually(t *testing.T, within time.Duration, check func() error) {
 
 // ---- upstream ----
 
-// upstream is the app behind the gate in tests: it records what it got.
-type upstream struct {
-	*httptest.Server
-	mu     sync.Mutex
-	got    []*http.Request
-	handle func(w http.ResponseWriter, r *http.Request)
-}
-
-func newUpstream(t *testing.T, handle func(w http.ResponseWriter, r *http.Request)) *upstream {
+// newUpstream starts the app behind the gate; handle nil answers
+// "app <path>".
+func newUpstream(t *testing.T, handle http.HandlerFunc) *apptest.App {
 	t.Helper()
-	u := &upstream{handle: handle}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		u.got = append(u.got, r.Clone(context.Background()))
-		u.mu.Unlock()
-		if u.handle != nil {
-			u.handle(w, r)
-			return
-		}
-		_, _ = io.WriteString(w, "app "+r.URL.Path)
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-func (u *upstream) requests() []*http.Request {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]*http.Request(nil), u.got...)
+	a := apptest.Start(t)
+	a.Handle = handle
+	return a
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"gatehouse/internal/apptest"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -141,7 +142,7 @@ func TestServeOperations(t *testing.T) {
 	}
 }
 
-func testOperations(t *testing.T, srv *server, cfg string, mail *smtptest.Server, up *upstream) {
+func testOperations(t *testing.T, srv *server, cfg string, mail *smtptest.Server, up *apptest.App) {
 	alice := newVisitor(t, srv.URL)
 	const email = "alice@example.com"
 	var codes, tokens []string
@@ -185,7 +186,7 @@ func testOperations(t *testing.T, srv *server, cfg string, mail *smtptest.Server
 			t.Fatalf("dashboard: %d", resp.StatusCode)
 		}
 		id := resp.Header.Get("X-Request-Id")
-		reqs := up.requests()
+		reqs := up.Requests()
 		last := reqs[len(reqs)-1]
 		if id == "" || id == "client-chosen-id" || last.Header.Get("X-Request-Id") != id {
 			t.Errorf("response id %q, upstream got %q: want one generated id in both", id, last.Header.Get("X-Request-Id"))
