@@ -676,3 +676,14 @@ func TestSecondRequestSendsANewCodeDespiteTheCooldown(t *testing.T) {
 		t.Fatalf("newest code: %d", st)
 	}
 }
+
+func TestCodeMayBePastedWithSpaces(t *testing.T) {
+	h := newHarness(t)
+	b := h.browser()
+	page := b.requestCode("sam@example.com", "/")
+	code := h.mail.WaitFor(t, "sam@example.com", 1).Code()
+	spaced := " " + code[:3] + " " + code[3:] + " "
+	if r := b.verify("sam@example.com", spaced, "/", page.body); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("code %q with spaces: %d", spaced, r.StatusCode)
+	}
+}

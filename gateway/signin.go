@@ -240,7 +240,13 @@ func (s *Server) verifyCode(ctx context.Context, email, code string, c client) (
 		s.signinFailed(c, email, "failure limit")
 		return "", authstore.Session{}, errTooMany
 	}
-	code = strings.TrimSpace(code)
+	// People paste codes as "123 456" or "123-456": only the digits count.
+	code = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' || r == '\t' {
+			return -1
+		}
+		return r
+	}, code)
 	if !isCode(code, rs.OTP.Length) {
 		// Malformed input still costs an attempt, so the limit is on
 		// tries, not on well-formed tries.
