@@ -44,20 +44,13 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	resend := c.FormValue("resend") != ""
-	if resend {
+	sent, err := s.requestCode(ctx, email, rd, resend, s.clientOf(c))
+	if errors.Is(err, errResendTooEarly) {
 		// The page counts the cooldown down, but without its script a
 		// visitor can ask too early: say so instead of claiming a new code
-		// went out. The cooldown applies to every address alike, so this
-		// reveals nothing about the address.
-		wait, err := s.resendWait(ctx, rs, email)
-		if err != nil {
-			return err
-		}
-		if wait > 0 {
-			return s.renderCode(c, http.StatusTooManyRequests, email, rd, "code.resend_too_early", "code.sent", wait)
-		}
+		// went out.
+		return s.renderCode(c, http.StatusTooManyRequests, email, rd, errResendTooEarly.Error(), "code.sent", sent.ResendIn)
 	}
-	sent, err := s.requestCode(ctx, email, rd, resend, s.clientOf(c))
 	if errors.Is(err, errSendFailed) {
 		return s.render(c, http.StatusServiceUnavailable, func(b pages.Base, buf *bytes.Buffer) error {
 			return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: http.StatusServiceUnavailable, Kind: "send_failed", Email: email, RD: rd, RequestID: c.Get(hdrRequestID)})

@@ -28,7 +28,9 @@ var (
 	errCodeExpired = errors.New("code.expired")
 	errTooMany     = errors.New("code.too_many")
 	errSendFailed  = errors.New("send_failed")
-	errNotAllowed  = errWrongCode // deliberately the same answer as a wrong code
+	// errResendTooEarly comes with codeSent.ResendIn set to the wait left.
+	errResendTooEarly = errors.New("code.resend_too_early")
+	errNotAllowed     = errWrongCode // deliberately the same answer as a wrong code
 )
 
 // client describes who is asking, for limits and the audit log.
@@ -57,6 +59,11 @@ func (s *Server) requestCode(ctx context.Context, email, rd string, resend bool,
 	send, reason, err := s.maySend(ctx, rs, email, resend, c, now, &out)
 	if err != nil {
 		return codeSent{}, err
+	}
+	if reason == "cooldown" {
+		// Only a resend waits for the cooldown, and it does for every
+		// address alike: saying so reveals nothing about the address.
+		return out, errResendTooEarly
 	}
 	if !send {
 		if reason == "not_allowed" || reason == "disabled" {
