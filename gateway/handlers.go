@@ -343,17 +343,32 @@ func deviceLabel(ua string) string {
 	return browser + " · " + system
 }
 
-// apiSend is the JSON "send me a code".
-func (s *Server) apiSend(c *fiber.Ctx) error {
-	var in struct {
-		Email string `json:"email"`
-	}
+// apiCodeIn is the body of the JSON sign-in calls.
+type apiCodeIn struct {
+	Email string `json:"email"`
+	Code  string `json:"code"`
+}
+
+// apiCodeRequest parses a JSON sign-in body and its address. When the body
+// or the address is bad it answers 400 itself and returns email "" (err is
+// then the answer's own error, usually nil).
+func (s *Server) apiCodeRequest(c *fiber.Ctx) (apiCodeIn, string, error) {
+	var in apiCodeIn
 	if err := c.BodyParser(&in); err != nil {
-		return s.jsonError(c, http.StatusBadRequest, "bad_request")
+		return in, "", s.jsonError(c, http.StatusBadRequest, "bad_request")
 	}
 	email, err := ParseAddress(in.Email)
 	if err != nil {
-		return s.jsonError(c, http.StatusBadRequest, "invalid_email")
+		return in, "", s.jsonError(c, http.StatusBadRequest, "invalid_email")
+	}
+	return in, email, nil
+}
+
+// apiSend is the JSON "send me a code".
+func (s *Server) apiSend(c *fiber.Ctx) error {
+	_, email, err := s.apiCodeRequest(c)
+	if err != nil || email == "" {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
@@ -370,16 +385,9 @@ func (s *Server) apiSend(c *fiber.Ctx) error {
 
 // apiVerify is the JSON code check; on success it sets the session cookie.
 func (s *Server) apiVerify(c *fiber.Ctx) error {
-	var in struct {
-		Email string `json:"email"`
-		Code  string `json:"code"`
-	}
-	if err := c.BodyParser(&in); err != nil {
-		return s.jsonError(c, http.StatusBadRequest, "bad_request")
-	}
-	email, err := ParseAddress(in.Email)
-	if err != nil {
-		return s.jsonError(c, http.StatusBadRequest, "invalid_email")
+	in, email, err := s.apiCodeRequest(c)
+	if err != nil || email == "" {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
