@@ -272,13 +272,7 @@ func (s *Store) whyNotLive(ctx context.Context, id int64, now time.Time, maxAtte
 
 // PruneCodes deletes codes that expired before before and returns how many.
 func (s *Store) PruneCodes(ctx context.Context, before time.Time) (int, error) {
-	res, err := s.db.NewDelete().Model((*codeRow)(nil)).
-		Where("expires_at < ?", utc(before)).
-		Exec(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("prune codes: %w", err)
-	}
-	n, err := affected(res)
+	n, err := s.deleteBefore(ctx, (*codeRow)(nil), "expires_at", before)
 	if err != nil {
 		return 0, fmt.Errorf("prune codes: %w", err)
 	}

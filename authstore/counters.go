@@ -72,13 +72,7 @@ func (s *Store) Count(ctx context.Context, key string, window time.Duration, now
 // PruneCounters deletes counters whose window started before before and
 // returns how many.
 func (s *Store) PruneCounters(ctx context.Context, before time.Time) (int, error) {
-	res, err := s.db.NewDelete().Model((*counterRow)(nil)).
-		Where("window_start < ?", utc(before)).
-		Exec(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("prune counters: %w", err)
-	}
-	n, err := affected(res)
+	n, err := s.deleteBefore(ctx, (*counterRow)(nil), "window_start", before)
 	if err != nil {
 		return 0, fmt.Errorf("prune counters: %w", err)
 	}

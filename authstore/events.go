@@ -150,13 +150,7 @@ func (s *Store) EventsAfter(ctx context.Context, afterID int64, ip string, limit
 
 // PruneEvents deletes events older than before and returns how many.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int, error) {
-	res, err := s.db.NewDelete().Model((*eventRow)(nil)).
-		Where("occurred_at < ?", utc(before)).
-		Exec(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("prune events: %w", err)
-	}
-	n, err := affected(res)
+	n, err := s.deleteBefore(ctx, (*eventRow)(nil), "occurred_at", before)
 	if err != nil {
 		return 0, fmt.Errorf("prune events: %w", err)
 	}

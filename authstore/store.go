@@ -192,6 +192,18 @@ func notFound(err error) error {
 }
 
 // affected returns how many rows a statement changed.
+// deleteBefore deletes the rows of model whose column is before t and
+// returns how many. column is always a constant of this package.
+func (s *Store) deleteBefore(ctx context.Context, model any, column string, t time.Time) (int, error) {
+	res, err := s.db.NewDelete().Model(model).
+		Where("? < ?", bun.Ident(column), utc(t)).
+		Exec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return affected(res)
+}
+
 func affected(res sql.Result) (int, error) {
 	n, err := res.RowsAffected()
 	if err != nil {

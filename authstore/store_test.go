@@ -140,6 +140,7 @@ func TestStore(t *testing.T) {
 		{"code wrong, right, reuse", testCodeLifecycle},
 		{"code expired", testCodeExpired},
 		{"code void after max attempts", testCodeMaxAttempts},
+		{"expired codes are pruned", testPruneCodes},
 		{"newer code voids older", testNewerCodeVoidsOlder},
 		{"concurrent right codes consume once", testConcurrentVerify},
 		{"concurrent wrong codes count exactly", testConcurrentWrongCodes},
@@ -418,6 +419,20 @@ func testCodeExpired(t *testing.T, opts Options) {
 	if row.Attempts != 0 || !row.ConsumedAt.IsZero() {
 		t.Fatalf("expired code changed: attempts %d, consumed %v", row.Attempts, row.ConsumedAt)
 	}
+}
+
+func testPruneCodes(t *testing.T, opts Options) {
+	ctx := context.Background()
+	s := migrated(t, opts)
+	check(t, "CreateCode old", s.CreateCode(ctx, newCode("old@example.com", "123456", base)))
+	check(t, "CreateCode new", s.CreateCode(ctx, newCode("new@example.com", "654321", base.Add(time.Hour))))
+	n, err := s.PruneCodes(ctx, base.Add(30*time.Minute))
+	check(t, "PruneCodes", err)
+	if n != 1 {
+		t.Fatalf("pruned %d codes, want 1", n)
+	}
+	wantErr(t, "pruned code", s.VerifyCode(ctx, "old@example.com", hash("code:123456"), base.Add(time.Minute), 5), ErrNoCode)
+	check(t, "kept code", s.VerifyCode(ctx, "new@example.com", hash("code:654321"), base.Add(time.Hour+time.Minute), 5))
 }
 
 func testCodeMaxAttempts(t *testing.T, opts Options) {

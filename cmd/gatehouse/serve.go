@@ -272,6 +272,11 @@ func housekeeping(ctx context.Context, st *authstore.Store, live *liveConfig, me
 		if _, err := st.PruneCounters(ctx, now.Add(-2*time.Hour-cfg.OTP.RateLimit.Window)); err != nil {
 			failed("prune counters", err)
 		}
+		// Expired codes are useless; an hour's grace keeps "expired"
+		// answers for codes that just ran out.
+		if _, err := st.PruneCodes(ctx, now.Add(-time.Hour)); err != nil {
+			failed("prune codes", err)
+		}
 		if n, err := st.PruneEvents(ctx, now.Add(-cfg.Audit.Retention)); err != nil {
 			failed("prune audit events", err)
 		} else if n > 0 {
