@@ -265,17 +265,7 @@ func headerHasToken(values []string, token string) bool {
 // sameSiteOrigin reports whether an Origin header names the public URL or an
 // allowed redirect host.
 func (s *Server) sameSiteOrigin(origin string, rs *runtimeSettings) bool {
-	if origin == "" {
-		return false
-	}
-	if strings.EqualFold(origin, s.origin) {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return false
-	}
-	return rs.redirects.Safe(origin+"/") != "/"
+	return strings.EqualFold(origin, s.origin) || rs.redirects.AllowsOrigin(origin)
 }
 
 func (s *Server) clientIP(r *http.Request) string {

@@ -265,6 +265,17 @@ func safePathLayer(p string) bool {
 	return true
 }
 
+// AllowsOrigin reports whether an Origin header value
+// ("scheme://host[:port]") names the public URL's site or an allowed host:
+// the sites a redirect may go to are the sites Gatehouse trusts.
+func (r *Redirects) AllowsOrigin(origin string) bool {
+	i := strings.Index(origin, "://")
+	if i < 0 || strings.ContainsAny(origin[i+3:], "/?#") {
+		return false
+	}
+	return r.safeAbsolute(origin)
+}
+
 // safeAbsolute checks "http(s)://host[:port][/path][?query][#fragment]".
 func (r *Redirects) safeAbsolute(rd string) bool {
 	i := strings.Index(rd, "://")

@@ -263,3 +263,29 @@ func TestSafeResultStaysOnAllowedOrigin(t *testing.T) {
 		})
 	}
 }
+
+func TestAllowsOrigin(t *testing.T) {
+	pub, _ := url.Parse("https://auth.example.com")
+	r := NewRedirects(pub, []string{"*.apps.example.com", "wiki.example.com"})
+	for _, tc := range []struct {
+		origin string
+		want   bool
+	}{
+		{"https://auth.example.com", true},
+		{"https://a.apps.example.com", true},
+		{"https://wiki.example.com", true},
+		{"https://wiki.example.com:443", true},
+		{"http://auth.example.com", false},  // public URL is https
+		{"https://apps.example.com", false}, // wildcard covers subdomains only
+		{"https://evil.com", false},
+		{"https://auth.example.com.evil.com", false},
+		{"https://auth.example.com/path", false},
+		{"null", false},
+		{"", false},
+		{"https://user@auth.example.com", false},
+	} {
+		if got := r.AllowsOrigin(tc.origin); got != tc.want {
+			t.Errorf("AllowsOrigin(%q) = %v, want %v", tc.origin, got, tc.want)
+		}
+	}
+}
