@@ -138,19 +138,18 @@ func windowRemaining(now time.Time, window time.Duration) int {
 	return int((left + time.Second - 1) / time.Second)
 }
 
-// issueCode creates, stores and mails a new code (and one-click link).
-// rd, already validated, rides along in the one-click link so that it lands
-// where the user was going.
-func (s *Server) issueCode(ctx context.Context, rs *runtimeSettings, email, rd string, c client, now time.Time) error {
-	code, err := randomDigits(s.rand, rs.OTP.Length)
+// storeCode creates a new code and one-click link token for email, stores
+// their hashes (voiding older codes) and returns them.
+func (s *Server) storeCode(ctx context.Context, rs *runtimeSettings, email string, now time.Time) (code, link string, err error) {
+	code, err = randomDigits(s.rand, rs.OTP.Length)
 	if err != nil {
-		return err
+		return "", "", err
 	}
 	var raw [32]byte
 	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
-		return fmt.Errorf("generate link token: %w", err)
+		return "", "", fmt.Errorf("generate link token: %w", err)
 	}
-	link := base64.RawURLEncoding.EncodeToString(raw[:])
+	link = base64.RawURLEncoding.EncodeToString(raw[:])
 	err = s.store.CreateCode(ctx, authstore.Code{
 		Email:     email,
 		CodeHash:  s.codeHash(email, code),
@@ -159,7 +158,18 @@ func (s *Server) issueCode(ctx context.Context, rs *runtimeSettings, email, rd s
 		ExpiresAt: now.UTC().Add(rs.OTP.TTL),
 	})
 	if err != nil {
-		return fmt.Errorf("store code: %w", err)
+		return "", "", fmt.Errorf("store code: %w", err)
+	}
+	return code, link, nil
+}
+
+// issueCode creates, stores and mails a new code (and one-click link).
+// rd, already validated, rides along in the one-click link so that it lands
+// where the user was going.
+func (s *Server) issueCode(ctx context.Context, rs *runtimeSettings, email, rd string, c client, now time.Time) error {
+	code, link, err := s.storeCode(ctx, rs, email, now)
+	if err != nil {
+		return err
 	}
 	m, err := rs.Pages.Mail(pages.MailView{
 		Lang:       c.Lang,
@@ -182,23 +192,8 @@ func (s *Server) issueCode(ctx context.Context, rs *runtimeSettings, email, rd s
 // answers do not tell who may sign in. Guessing the decoy signs nobody in:
 // signIn checks the address again.
 func (s *Server) issueDecoy(ctx context.Context, rs *runtimeSettings, email string, now time.Time) error {
-	code, err := randomDigits(s.rand, rs.OTP.Length)
-	if err != nil {
-		return err
-	}
-	var raw [32]byte
-	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
-		return fmt.Errorf("generate link token: %w", err)
-	}
-	err = s.store.CreateCode(ctx, authstore.Code{
-		Email:     email,
-		CodeHash:  s.codeHash(email, code),
-		LinkHash:  s.linkHash(base64.RawURLEncoding.EncodeToString(raw[:])),
-		CreatedAt: now.UTC(),
-		ExpiresAt: now.UTC().Add(rs.OTP.TTL),
-	})
-	if err != nil {
-		return fmt.Errorf("store decoy code: %w", err)
+	if _, _, err := s.storeCode(ctx, rs, email, now); err != nil {
+		return fmt.Errorf("decoy: %w", err)
 	}
 	return nil
 }
