@@ -1,10 +1,10 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"gatehouse/internal/logbuf"
 	"io"
 	"log/slog"
 	"net"
@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -439,24 +438,6 @@ func TestForwardAuthDecisions(t *testing.T) {
 	}
 }
 
-// faLogBuffer is a log sink safe for the server's goroutines.
-type faLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *faLogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *faLogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestForwardAuthRefusesUntrustedPeers(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -466,7 +447,7 @@ func TestForwardAuthRefusesUntrustedPeers(t *testing.T) {
 		{"another network trusted", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs faLogBuffer
+			var logs logbuf.Buffer
 			h := newHarness(t, func(o *Options) {
 				o.TrustedProxies = tc.trusted
 				o.Logger = slog.New(slog.NewTextHandler(&logs, nil))

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -13,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"gatehouse/internal/apptest"
+	"gatehouse/internal/logbuf"
 	"io"
 	"math/big"
 	"net"
@@ -24,7 +24,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -215,33 +214,16 @@ func example(t *testing.T, name string, replace ...string) string {
 // process is an external server started for one test.
 type process struct {
 	cmd    *exec.Cmd
-	output *lockedBuffer
+	output *logbuf.Buffer
 	logs   []string      // files worth showing when the test fails
 	done   chan struct{} // closed when the process has exited
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // start runs name with args until the test ends, then stops it (SIGTERM,
 // then SIGKILL) and, if the test failed, shows what it printed.
 func start(t *testing.T, env []string, logs []string, name string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(name, args...), output: &lockedBuffer{}, logs: logs, done: make(chan struct{})}
+	p := &process{cmd: exec.Command(name, args...), output: &logbuf.Buffer{}, logs: logs, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	if env != nil {
 		p.cmd.Env = env
