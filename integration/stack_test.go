@@ -350,10 +350,13 @@ func (b *browser) csrf(page response) string {
 }
 
 // waitReady polls until the fronting proxy answers Gatehouse's health check
-// through it, or fails the test when the process died or time ran out.
+// through it and completes a TLS handshake for the app's host too (Caddy
+// may still be issuing that host's certificate when the first answers), or
+// fails the test when the process died or time ran out.
 func (s *stack) waitReady(p *process) {
 	s.t.Helper()
-	c := &http.Client{Timeout: 2 * time.Second, Transport: s.transport()}
+	c := &http.Client{Timeout: 2 * time.Second, Transport: s.transport(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	deadline := time.Now().Add(30 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
@@ -364,7 +367,15 @@ func (s *stack) waitReady(p *process) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				// Any answer from the app host proves its certificate is served.
+				if app, err := c.Get(s.appOrigin() + "/.gatehouse/healthz"); err == nil {
+					app.Body.Close()
+					return
+				} else {
+					last = err
+				}
+				time.Sleep(100 * time.Millisecond)
+				continue
 			}
 			err = errors.New(resp.Status)
 		}
