@@ -99,7 +99,7 @@ func (x *exchange) forward() error {
 	if r.MaxBody > 0 && int64(cl) > r.MaxBody {
 		return fmt.Errorf("forward: %w: content-length %d", ErrTooLarge, cl)
 	}
-	upgrade := upgradeWanted(&in.Header)
+	upgrade := UpgradeWanted(&in.Header)
 	x.prepareRequest(upgrade)
 	hasBody, err := x.attachBody(cl)
 	if err != nil {
@@ -294,7 +294,7 @@ func (x *exchange) respond(upgrade bool) error {
 			// HEAD and 304 describe a body they do not carry.
 			dst.Header.SetContentLength(cl)
 		}
-		x.finish(x.reusable(upgrade))
+		x.finish(x.reusable(upgrade), true)
 		return nil
 	case cl > 0 && cl <= smallBody:
 		if cap(x.small) < cl {
@@ -311,7 +311,7 @@ func (x *exchange) respond(upgrade bool) error {
 			return err
 		}
 		dst.SetBody(b)
-		x.finish(x.reusable(upgrade))
+		x.finish(x.reusable(upgrade), true)
 		return nil
 	}
 	if err := x.commitHeader(upgrade); err != nil {
@@ -353,8 +353,9 @@ func (x *exchange) reusable(upgrade bool) bool {
 }
 
 // finish ends the exchange: stops the watchers, returns or closes the
-// connection, recycles the exchange and calls Done.
-func (x *exchange) finish(reuse bool) {
+// connection, recycles the exchange and calls Done with complete, whether
+// the whole answer reached the client.
+func (x *exchange) finish(reuse, complete bool) {
 	x.disarm()
 	if !x.state.CompareAndSwap(stateActive, stateDone) {
 		reuse = false
@@ -367,7 +368,7 @@ func (x *exchange) finish(reuse bool) {
 		x.f.exchanges.Put(x)
 	}
 	if done != nil {
-		done()
+		done(complete)
 	}
 }
 

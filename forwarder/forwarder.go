@@ -81,7 +81,8 @@ type Request struct {
 	// PreserveHost sends the client's Host instead of Target.Host.
 	PreserveHost bool
 	// Via adds "Via: 1.1 gatehouse" (1.0 for an HTTP/1.0 client) to the
-	// request, and the same for the upstream's version to the response.
+	// request the upstream receives; the response the client receives is
+	// left as the upstream sent it.
 	Via bool
 	// MaxBody limits the request body; 0 means unlimited. A larger body
 	// fails with ErrTooLarge.
@@ -104,8 +105,10 @@ type Request struct {
 	// once a streamed body was written (or cut) or a tunnel closed. A
 	// caller that tracks streams releases them here, not after Forward
 	// returns: canceling Stream when Forward returns would cut every
-	// stream at once.
-	Done func()
+	// stream at once. complete is false when the answer did not reach the
+	// client whole: Forward failed, or a streamed body was cut (the client
+	// left, the upstream broke off, Stream ended).
+	Done func(complete bool)
 }
 
 // Forwarder proxies requests to upstreams; it is safe for concurrent use.
@@ -174,7 +177,7 @@ func (f *Forwarder) Forward(ctx *fasthttp.RequestCtx, r Request) error {
 	x.ctx, x.r = ctx, r
 	if err := x.forward(); err != nil {
 		f.log.Debug("forward failed", "err", err)
-		x.finish(false)
+		x.finish(false, false)
 		return err
 	}
 	return nil

@@ -80,10 +80,10 @@ func headerHasToken(lines [][]byte, token string) bool {
 	return false
 }
 
-// upgradeWanted reports a request that asks to switch protocols. h2c is
+// UpgradeWanted reports a request that asks to switch protocols. h2c is
 // never honored: the upstream would answer in HTTP/2 on a connection this
 // proxy reads as HTTP/1.1, so such a request goes out as a plain one.
-func upgradeWanted(h *fasthttp.RequestHeader) bool {
+func UpgradeWanted(h *fasthttp.RequestHeader) bool {
 	up := h.Peek(fasthttp.HeaderUpgrade)
 	if len(up) == 0 || hasToken(up, "h2c") {
 		return false
@@ -271,13 +271,6 @@ func (x *exchange) copyResponseHeader(dst, src *fasthttp.ResponseHeader) error {
 			continue
 		}
 		b = appendField(b, k, v)
-	}
-	if x.r.Via {
-		if bytes.Equal(src.Protocol(), []byte("HTTP/1.0")) {
-			b = appendField(b, []byte(fasthttp.HeaderVia), []byte("1.0 gatehouse"))
-		} else {
-			b = appendField(b, []byte(fasthttp.HeaderVia), []byte("1.1 gatehouse"))
-		}
 	}
 	b = append(b, "\r\n"...)
 	x.head = b

@@ -95,7 +95,7 @@ func (b *responseBody) CloseWithError(err error) error {
 	}
 	b.open = false
 	x := b.x
-	x.finish(err == nil && b.eof && x.reusable(false))
+	x.finish(err == nil && b.eof && x.reusable(false), err == nil && b.eof)
 	return nil
 }
 

@@ -38,7 +38,8 @@ func (x *exchange) tunnel(client net.Conn) {
 		x.pipe(client)
 	}
 	closeClient(client)
-	x.finish(false)
+	// A tunnel ends when either side closes it: that is its normal end.
+	x.finish(false, true)
 }
 
 // pipe copies both ways until one direction ends, then closes both sockets
