@@ -61,6 +61,9 @@ type Server struct {
 	TrustedProxies []netip.Prefix
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// MaxHeaderBytes bounds a request's line and headers; a larger head
+	// is answered 431.
+	MaxHeaderBytes int64
 }
 
 // Upstream configures the default application behind the gate.
@@ -315,6 +318,9 @@ func restartValues() map[string]func(*Config) string {
 	return map[string]func(*Config) string{
 		"server.listen":     func(c *Config) string { return c.Server.Listen },
 		"server.public_url": func(c *Config) string { return urlString(c.Server.PublicURL) },
+		"server.max_header_bytes": func(c *Config) string {
+			return strconv.FormatInt(c.Server.MaxHeaderBytes, 10)
+		},
 		"server.trusted_proxies": func(c *Config) string {
 			var b strings.Builder
 			for _, p := range c.Server.TrustedProxies {

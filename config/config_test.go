@@ -242,6 +242,9 @@ func TestInvalid(t *testing.T) {
 		{"trusted proxy host name", "server:\n  trusted_proxies: [\"proxy.local\"]\n", nil, "server.trusted_proxies[0]", "must be a CIDR"},
 		{"bad size", "upstream:\n  max_request_body: 10XB\n", nil, "upstream.max_request_body", `invalid size "10XB"`},
 		{"negative size", "upstream:\n  max_request_body: -1\n", nil, "upstream.max_request_body", "must not be negative"},
+		{"header limit too small", "server:\n  max_header_bytes: 1KiB\n", nil, "server.max_header_bytes", "between 4KiB and 1MiB"},
+		{"header limit too large", "server:\n  max_header_bytes: 2MiB\n", nil, "server.max_header_bytes", "between 4KiB and 1MiB"},
+		{"header limit not a size", "server:\n  max_header_bytes: lots\n", nil, "server.max_header_bytes", "invalid size"},
 		{"bad listen", "server:\n  listen: \"8080\"\n", nil, "server.listen", "host:port"},
 		{"bad listen port", "server:\n  listen: \"127.0.0.1:http\"\n", nil, "server.listen", "host:port"},
 		{"bad metrics listen", "metrics:\n  listen: \"localhost\"\n", nil, "metrics.listen", "host:port"},
@@ -589,7 +592,7 @@ func TestEveryKeyOverridable(t *testing.T) {
 	// change the result, which proves the variable reaches the right field.
 	values := map[string]string{
 		"server.listen": "127.0.0.1:8081", "server.public_url": "https://gate.example.com",
-		"server.trusted_proxies": "10.0.0.1", "server.shutdown_timeout": "5s",
+		"server.trusted_proxies": "10.0.0.1", "server.shutdown_timeout": "5s", "server.max_header_bytes": "128KiB",
 		"upstream.url": "http://127.0.0.1:3001", "upstream.timeout": "5s", "upstream.max_request_body": "1MB",
 		"upstream.preserve_host": "true", "upstream.via": "true", "upstream.health_path": "/up",
 		"routes":          `[{"path_prefix":"/x","upstream":"http://127.0.0.1:4000"}]`,

@@ -36,6 +36,7 @@ func decode(p *problems, v *viper.Viper, fields []field) *Config {
 			PublicURL:       d.publicURL("server.public_url"),
 			TrustedProxies:  d.prefixes("server.trusted_proxies"),
 			ShutdownTimeout: d.duration("server.shutdown_timeout"),
+			MaxHeaderBytes:  d.size("server.max_header_bytes"),
 		},
 		Upstream: Upstream{
 			URL:            d.httpURL("upstream.url", d.raw("upstream.url")),

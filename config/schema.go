@@ -44,6 +44,7 @@ func schema() []field {
 		{"server.public_url", kindString, "http://localhost:8080"},
 		{"server.trusted_proxies", kindStrings, none},
 		{"server.shutdown_timeout", kindDuration, "30s"},
+		{"server.max_header_bytes", kindSize, "64KiB"},
 
 		{"upstream.url", kindString, "http://127.0.0.1:3000"},
 		{"upstream.timeout", kindDuration, "30s"},

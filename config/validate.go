@@ -58,6 +58,9 @@ func validateServer(p *problems, c *Config) {
 		p.add("server.listen", err)
 	}
 	notNegative(p, "server.shutdown_timeout", c.Server.ShutdownTimeout)
+	if n := c.Server.MaxHeaderBytes; p.ok("server.max_header_bytes") && (n < 4<<10 || n > 1<<20) {
+		p.add("server.max_header_bytes", fmt.Errorf("must be between 4KiB and 1MiB, got %d bytes", n))
+	}
 }
 
 func validateUpstream(p *problems, c *Config) {
