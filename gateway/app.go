@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -13,223 +11,23 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
-
-	"gatehouse/pages"
 )
 
 // maxFormBody bounds what Gatehouse's own endpoints read: they take a few
 // short fields.
 const maxFormBody = 64 << 10
 
-// Internal request headers set by the front server for the Fiber app. Any
-// client copy is removed first (they are in the spoofable set).
-const (
-	hdrClientIP    = "X-Gatehouse-Client-Ip"
-	hdrClientProto = "X-Gatehouse-Client-Proto"
-	hdrRequestID   = "X-Request-Id"
-)
+// hdrRequestID carries the request id to the upstream and the client.
+const hdrRequestID = "X-Request-Id"
 
 // storeTimeout bounds each page or API handler's store work.
 const storeTimeout = 10 * time.Second
 
-func (s *Server) newApp() *fiber.App {
-	app := fiber.New(fiber.Config{
-		DisableStartupMessage: true,
-		BodyLimit:             maxFormBody,
-		ErrorHandler:          s.fiberError,
-		StrictRouting:         false,
-		CaseSensitive:         true,
-	})
-	g := app.Group(Prefix)
-	g.Get("/healthz", s.handleHealth)
-	g.Get("/readyz", s.handleReady)
-	g.Get("/static/*", s.handleStatic)
-
-	g.Get("/login", s.handleLoginPage)
-	g.Post("/login", s.requireCSRF, s.handleLogin)
-	g.Get("/verify", s.redirectToLogin)
-	g.Post("/verify", s.requireCSRF, s.handleVerify)
-	g.Get("/link", s.handleLinkPage)
-	g.Post("/link", s.requireCSRF, s.handleLink)
-	g.Get("/logout", s.redirectToAccount)
-	g.Post("/logout", s.requireCSRF, s.handleLogout)
-	g.Get("/account", s.handleAccount)
-	g.Post("/logout-others", s.requireCSRF, s.handleLogoutOthers)
-	g.Post("/sessions/revoke", s.requireCSRF, s.handleRevoke)
-	g.Get("/auth", s.handleForwardAuth)
-
-	api := g.Group("/api", s.requireJSON)
-	api.Post("/otp/send", s.apiSend)
-	api.Post("/otp/verify", s.apiVerify)
-	api.Get("/session", s.apiSession)
-	api.Post("/sign-out", s.apiSignOut)
-
-	app.Use(func(c *fiber.Ctx) error { return s.pageError(c, http.StatusNotFound, "not_found", "") })
-	return app
-}
-
-// appHandler puts the standard library's cross-origin protection in front of
-// the Fiber app: unsafe methods from another site are refused before any
-// handler runs.
-func (s *Server) appHandler() http.Handler {
-	cop := http.NewCrossOriginProtection()
-	_ = cop.AddTrustedOrigin(s.origin)
-	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, http.StatusForbidden, "csrf", "")
-	}))
-	return cop.Handler(adaptor.FiberApp(s.app))
-}
-
-// serveOwn hands a /.gatehouse request to the Fiber app with the facts only
-// the front server knows (client IP, scheme) in headers it controls.
-func (s *Server) serveOwn(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength > maxFormBody {
-		s.writeError(w, r, http.StatusRequestEntityTooLarge, "too_large", "")
-		return
-	}
-	for k := range r.Header {
-		if strings.HasPrefix(strings.Map(foldHeaderRune, k), "x-gatehouse-") {
-			delete(r.Header, k)
-		}
-	}
-	r.Header.Set(hdrClientIP, s.clientIP(r))
-	r.Header.Set(hdrClientProto, s.proto(r))
-	if peerTrusted(r.RemoteAddr, s.trusted) {
-		r.Header.Set(hdrPeerTrusted, "1")
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	s.appH.ServeHTTP(w, r)
-}
-
-// fiberError is the one place where handler errors become responses: the
-// client gets a safe page, the log gets the detail.
-func (s *Server) fiberError(c *fiber.Ctx, err error) error {
-	var fe *fiber.Error
-	if errors.As(err, &fe) {
-		kind := "bad_request"
-		switch fe.Code {
-		case http.StatusNotFound:
-			kind = "not_found"
-		case http.StatusMethodNotAllowed:
-			kind = "method_not_allowed"
-		case http.StatusRequestEntityTooLarge:
-			kind = "too_large"
-		}
-		return s.pageError(c, fe.Code, kind, "")
-	}
-	s.log.Error("gatehouse endpoint failed", "path", c.Path(), "err", err, "request_id", c.Get(hdrRequestID))
-	return s.pageError(c, http.StatusServiceUnavailable, "unavailable", "")
-}
-
-func (s *Server) pageError(c *fiber.Ctx, status int, kind, email string) error {
-	if !strings.Contains(c.Get("Accept"), "text/html") {
-		return s.jsonError(c, status, kind)
-	}
-	rs := s.settings()
-	rd := ""
-	if c.Method() == http.MethodGet {
-		rd = c.Query("rd")
-	}
-	return s.render(c, status, func(b pages.Base, buf *bytes.Buffer) error {
-		return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: status, Kind: kind, Email: email, RD: rs.redirects.Safe(rd), RequestID: c.Get(hdrRequestID)})
-	})
-}
-
-func (s *Server) jsonError(c *fiber.Ctx, status int, code string) error {
-	rs := s.settings()
-	lang := rs.Pages.Negotiate(c.Get("Accept-Language"), "")
-	c.Set("Cache-Control", "no-store")
-	return c.Status(status).JSON(fiber.Map{"error": code, "message": rs.Pages.Message(lang, apiMessageKey(code))})
-}
-
-// apiMessageKey is the catalog key of an API error code's message: sign-in
-// outcomes (code_wrong) use the code form's own texts, the rest the error
-// pages' titles.
-func apiMessageKey(code string) string {
-	if rest, ok := strings.CutPrefix(code, "code_"); ok {
-		return "code." + rest
-	}
-	return "error." + code + ".title"
-}
-
-// render writes a page with its security headers and a CSRF token.
-func (s *Server) render(c *fiber.Ctx, status int, page func(pages.Base, *bytes.Buffer) error) error {
-	rs := s.settings()
-	nonce := newNonce(s.rand)
-	b := pages.Base{
-		Lang:      s.pageLang(c, true),
-		Nonce:     nonce,
-		CSRFName:  csrfField,
-		CSRFToken: s.ensureCSRF(c),
-	}
-	var buf bytes.Buffer
-	if err := page(b, &buf); err != nil {
-		s.log.Error("render page", "path", c.Path(), "err", err)
-		c.Set("Cache-Control", "no-store")
-		return c.Status(http.StatusInternalServerError).SendString("Internal error")
-	}
-	h := make(http.Header)
-	setPageHeaders(h, nonce, rs.formCSP)
-	for k, v := range h {
-		c.Set(k, v[0])
-	}
-	c.Type("html", "utf-8")
-	return c.Status(status).Send(buf.Bytes())
-}
-
-// langCookie remembers a language picked with ?lang= on Gatehouse's own
-// pages, so that the forms, redirects and mail that follow keep it.
-const langCookie = "gatehouse_lang"
-
-// pageLang picks the language of a page or mail: a supported ?lang= value,
-// else the one remembered in the language cookie, else the best match of
-// Accept-Language. With remember set, a ?lang= choice is stored in the
-// cookie.
-func (s *Server) pageLang(c *fiber.Ctx, remember bool) string {
-	p := s.settings().Pages
-	if l, ok := p.Supported(c.Query("lang")); ok {
-		if remember && c.Cookies(langCookie) != l {
-			ck := http.Cookie{
-				Name: langCookie, Value: l, Path: Prefix, MaxAge: 365 * 24 * 3600,
-				HttpOnly: true, Secure: s.session.Secure, SameSite: http.SameSiteLaxMode,
-			}
-			addCookie(c, ck.String())
-		}
-		return l
-	}
-	if l, ok := p.Supported(c.Cookies(langCookie)); ok {
-		return l
-	}
-	return p.Negotiate(c.Get("Accept-Language"), "")
-}
-
-// addCookie adds a Set-Cookie line. Fiber's Append would join a second
-// cookie to the first with a comma, which browsers read as one cookie.
-func addCookie(c *fiber.Ctx, setCookie string) {
-	c.Response().Header.Add(fiber.HeaderSetCookie, setCookie)
-}
-
-// ensureCSRF returns the form token for this browser, setting the CSRF
-// cookie if it has none yet.
-func (s *Server) ensureCSRF(c *fiber.Ctx) string {
-	if tok := s.csrfToken(c.Cookies(csrfCookieName(s.session.Secure))); tok != "" {
-		return tok
-	}
-	v, setCookie := s.newCSRFCookie()
-	if v == "" {
-		return ""
-	}
-	addCookie(c, setCookie)
-	// Later renders in this request must use the new cookie.
-	c.Request().Header.SetCookie(csrfCookieName(s.session.Secure), v)
-	return s.csrfToken(v)
-}
-
-// requireCSRF refuses form posts without a valid double-submit token.
+// requireCSRF refuses form posts without a valid double-submit token (entry
+// has already refused cross-site ones).
 func (s *Server) requireCSRF(c *fiber.Ctx) error {
 	if !s.validCSRF(c.Cookies(csrfCookieName(s.session.Secure)), c.FormValue(csrfField)) {
-		return s.pageError(c, http.StatusForbidden, "csrf", "")
+		return s.fail(c, http.StatusForbidden, "csrf", "")
 	}
 	return c.Next()
 }
@@ -259,15 +57,33 @@ func (s *Server) clientOf(c *fiber.Ctx) client {
 		ua = ua[:512]
 	}
 	return client{
-		IP:        c.Get(hdrClientIP),
+		IP:        factsOf(c).ip,
 		UserAgent: ua,
 		Lang:      s.pageLang(c, false),
 	}
 }
 
+// sameOriginRequest applies the standard library's cross-origin protection
+// (Sec-Fetch-Site, then Origin against Host, and the public URL's origin as
+// trusted) to a state-changing request.
+func (s *Server) sameOriginRequest(c *fiber.Ctx) bool {
+	r := &http.Request{Method: c.Method(), Host: requestHost(c), Header: http.Header{}}
+	for _, k := range []string{"Sec-Fetch-Site", "Origin"} {
+		if v := c.Request().Header.Peek(k); len(v) > 0 {
+			r.Header.Set(k, string(v))
+		}
+	}
+	return s.crossOrigin.Check(r) == nil
+}
+
+// storeContext bounds a handler's store work.
+func (s *Server) storeContext(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), storeTimeout)
+}
+
 // current returns the signed-in session, errNoSession, or a store error.
 func (s *Server) current(c *fiber.Ctx) (identity, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := s.storeContext(c)
 	defer cancel()
 	return s.authenticate(ctx, c.Cookies(s.cookie))
 }
@@ -281,10 +97,6 @@ func (s *Server) handleHealth(c *fiber.Ctx) error {
 		return c.Status(http.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "store": "unreachable"})
 	}
 	return c.JSON(fiber.Map{"status": "ok"})
-}
-
-func (s *Server) handleReady(c *fiber.Ctx) error {
-	return s.handleReadyz(c)
 }
 
 func (s *Server) handleStatic(c *fiber.Ctx) error {

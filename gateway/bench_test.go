@@ -10,57 +10,41 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 
 	"gatehouse/authstore"
 	"gatehouse/mailer"
 	"gatehouse/pages"
 )
 
-// The benchmarks compare Gatehouse with a bare httputil.ReverseProxy doing
-// the same work (with a buffer pool, as Gatehouse has: without one each
-// request allocates a 32 KiB copy buffer, and the baseline would look
-// slower than it need be). BenchmarkHotPath replaces the upstream with an in-memory
-// answer so only the gateway's own cost (and its allocations) remains;
-// BenchmarkLoopback goes through real loopback sockets end to end. The
-// load test with wrk against the real binary is bench/run.sh.
+// The benchmarks compare Gatehouse with a bare httputil.ReverseProxy and
+// with the upstream answered directly. BenchmarkHotPath sends requests over
+// in-memory connections to the gateway (a fasthttp upstream on loopback
+// answers at once), so mostly the gateway's own cost (and its allocations)
+// remains; BenchmarkLoopback goes through real loopback sockets end to end.
+// The load test with wrk against the real binary, side by side with nginx,
+// is bench/run.sh.
 
-// cannedTransport answers every request at once with a small body, so a
-// benchmark measures the proxy and not the network.
-type cannedTransport struct{}
-
-func (cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		_ = r.Body.Close()
+// cannedUpstream answers every request at once with a small body.
+func cannedUpstream(tb testing.TB) *url.URL {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return &http.Response{
-		StatusCode:    http.StatusOK,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        http.Header{"Content-Type": {"text/plain"}},
-		Body:          io.NopCloser(strings.NewReader("hello, world\n")),
-		ContentLength: 13,
-		Request:       r,
-	}, nil
-}
-
-// discardWriter is a ResponseWriter that keeps nothing but the header map,
-// reset between requests.
-type discardWriter struct {
-	h      http.Header
-	status int
-}
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) WriteHeader(code int)        { w.status = code }
-func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *discardWriter) reset() {
-	clear(w.h)
-	w.status = 0
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/plain")
+		ctx.SetBodyString("hello, world\n")
+	}}
+	go func() { _ = srv.Serve(ln) }()
+	tb.Cleanup(func() { _ = srv.Shutdown() })
+	u, _ := url.Parse("http://" + ln.Addr().String())
+	return u
 }
 
 // processCPU is the CPU time this process has used, user and system.
@@ -134,57 +118,59 @@ func benchServer(tb testing.TB, up *url.URL, logger bool, edit func(*Options)) (
 	return s, s.cookie + "=" + token
 }
 
-func newBenchRequest(path, cookie string) *http.Request {
-	r := httptest.NewRequest(http.MethodGet, path, nil)
-	r.RemoteAddr = "127.0.0.1:40000"
-	r.Host = "gate.test"
-	// What a browser sends with a page's script or API call.
-	h := r.Header
+// browserHeaders are what a browser sends with a page's script or API call.
+func browserHeaders(h *fasthttp.RequestHeader, cookie string) {
 	h.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36")
 	h.Set("Accept", "application/json, text/plain, */*")
 	h.Set("Accept-Language", "en-US,en;q=0.9,ko;q=0.8")
 	h.Set("Accept-Encoding", "gzip, deflate, br, zstd")
 	h.Set("Referer", "http://gate.test/app")
-	h.Set("Connection", "keep-alive")
 	h.Set("Sec-Fetch-Dest", "empty")
 	h.Set("Sec-Fetch-Mode", "cors")
 	h.Set("Sec-Fetch-Site", "same-origin")
 	if cookie != "" {
 		h.Set("Cookie", "theme=dark; "+cookie)
 	}
-	return r
 }
 
-// BenchmarkHotPath measures one request through the handler with the
-// upstream answered in memory: the gateway's cost over a bare proxy.
+// BenchmarkHotPath measures one request through the gateway over
+// in-memory client connections, against the same client talking to the
+// upstream directly.
 func BenchmarkHotPath(b *testing.B) {
-	up, _ := url.Parse("http://upstream.test")
-	bare := &httputil.ReverseProxy{
-		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(up); pr.SetXForwarded() },
-		Transport:  cannedTransport{},
-		BufferPool: newBufferPool(),
-	}
-	gw, cookie := benchServer(b, up, true, func(o *Options) { o.UpstreamTransport = cannedTransport{} })
+	up := cannedUpstream(b)
+	gw, cookie := benchServer(b, up, true, nil)
+	ln := fasthttputil.NewInmemoryListener()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = gw.Serve(GuardFraming(ln)) }()
+	b.Cleanup(func() { _ = gw.Close(); <-done })
+	viaGateway := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }, MaxConnsPerHost: 1024}
+	direct := &fasthttp.Client{MaxConnsPerHost: 1024}
 	for _, bc := range []struct {
 		name   string
-		h      http.Handler
-		path   string
+		c      *fasthttp.Client
+		url    string
 		cookie string
 	}{
-		{"bare", bare, "/", ""},
-		{"public", gw, "/public/x", ""},
-		{"authenticated", gw, "/app", cookie},
+		{"direct", direct, up.String() + "/", ""},
+		{"public", viaGateway, "http://gate.test/public/x", ""},
+		{"authenticated", viaGateway, "http://gate.test/app", cookie},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			defer measureCPU(b)()
 			b.RunParallel(func(pb *testing.PB) {
-				w := &discardWriter{h: make(http.Header)}
+				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+				defer fasthttp.ReleaseRequest(req)
+				defer fasthttp.ReleaseResponse(resp)
 				for pb.Next() {
-					w.reset()
-					bc.h.ServeHTTP(w, newBenchRequest(bc.path, bc.cookie))
-					if w.status != 0 && w.status != http.StatusOK {
-						b.Fatalf("status %d", w.status)
+					req.Reset()
+					req.SetRequestURI(bc.url)
+					browserHeaders(&req.Header, bc.cookie)
+					if err := bc.c.Do(req, resp); err != nil {
+						b.Fatal(err)
+					}
+					if resp.StatusCode() != http.StatusOK {
+						b.Fatalf("status %d", resp.StatusCode())
 					}
 				}
 			})
@@ -202,14 +188,12 @@ func BenchmarkLoopback(b *testing.B) {
 	defer upstream.Close()
 	up, _ := url.Parse(upstream.URL)
 	bare := httptest.NewServer(&httputil.ReverseProxy{
-		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(up); pr.SetXForwarded() },
-		Transport:  &http.Transport{MaxIdleConnsPerHost: 512},
-		BufferPool: newBufferPool(),
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(up); pr.SetXForwarded() },
+		Transport: &http.Transport{MaxIdleConnsPerHost: 512},
 	})
 	defer bare.Close()
 	gw, cookie := benchServer(b, up, true, nil)
-	gws := httptest.NewServer(gw)
-	defer gws.Close()
+	gwURL := serve(b, gw)
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, DialContext: (&net.Dialer{}).DialContext}}
 	defer client.CloseIdleConnections()
@@ -218,8 +202,8 @@ func BenchmarkLoopback(b *testing.B) {
 	}{
 		{"direct", upstream.URL + "/", ""},
 		{"bare", bare.URL + "/", ""},
-		{"public", gws.URL + "/public/x", ""},
-		{"authenticated", gws.URL + "/app", cookie},
+		{"public", gwURL + "/public/x", ""},
+		{"authenticated", gwURL + "/app", cookie},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+
+	"github.com/valyala/fasthttp"
 )
 
 // CSRF defence is layered. The first layer is the standard library's
@@ -71,7 +73,7 @@ func newNonce(r io.Reader) string {
 }
 
 // setPageHeaders sets the security headers of every Gatehouse page.
-func setPageHeaders(h http.Header, nonce, formAction string) {
+func setPageHeaders(h *fasthttp.ResponseHeader, nonce, formAction string) {
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; style-src 'self'; img-src 'self' data:; "+
 		"object-src 'none'; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")

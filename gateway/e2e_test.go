@@ -365,14 +365,15 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodGet, "/dashboard", nil)
-	req.RequestURI = "/dashboard"
-	req.RemoteAddr = "127.0.0.1:5555"
+	req, _ := http.NewRequest(http.MethodGet, serve(t, srv2)+"/dashboard", nil)
 	req.Header.Set("Cookie", "gatehouse_session="+token)
-	rec := &responseCapture{header: http.Header{}}
-	srv2.ServeHTTP(rec, req)
-	if rec.status != http.StatusOK {
-		t.Fatalf("after restart: status %d", rec.status)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("after restart: status %d", resp.StatusCode)
 	}
 	if got := h.up.Last(t).Header.Get("Remote-User"); got != "frank@example.com" {
 		t.Fatalf("after restart Remote-User = %q", got)
@@ -567,26 +568,6 @@ func TestConcurrentCorrectSubmissionsGiveOneSession(t *testing.T) {
 }
 
 var _ = authstore.ErrNotFound
-
-// responseCapture is a minimal ResponseWriter for calling ServeHTTP directly.
-type responseCapture struct {
-	header http.Header
-	status int
-	body   strings.Builder
-}
-
-func (r *responseCapture) Header() http.Header { return r.header }
-func (r *responseCapture) WriteHeader(s int) {
-	if r.status == 0 {
-		r.status = s
-	}
-}
-func (r *responseCapture) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = 200
-	}
-	return r.body.Write(b)
-}
 
 func TestSignOutDuringStoreOutageKeepsTheCookie(t *testing.T) {
 	h := newHarness(t)

@@ -7,11 +7,8 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 )
-
-// hdrPeerTrusted tells the Fiber app that the socket peer is one of
-// server.trusted_proxies; set only by the front server.
-const hdrPeerTrusted = "X-Gatehouse-Peer-Trusted"
 
 // dialect is the way a fronting proxy describes the request it asks about.
 type dialect int
@@ -149,48 +146,6 @@ func (o *original) fill(scheme, authority, target string) error {
 	return nil
 }
 
-// forwardAuthPath is the forward-auth endpoint's cleaned path.
-const forwardAuthPath = Prefix + "/auth"
-
-// joinRepeated folds repeated forward-auth headers into one comma-joined
-// value before the request reaches the Fiber app, which keeps only the last
-// copy of a header; a joined value is never a valid method, scheme, host or
-// request target, so such a request is refused instead of decided on one
-// arbitrary copy.
-func joinRepeated(h http.Header) {
-	for _, k := range []string{hdrOriginalURL, hdrOriginalMethod, hdrForwardedMethod, hdrForwardedProto, hdrForwardedHost, hdrForwardedURI} {
-		if v := h[k]; len(v) > 1 {
-			h[k] = []string{strings.Join(v, ", ")}
-		}
-	}
-	// Every method an override header names must be seen.
-	for k, v := range h {
-		if len(v) > 1 && len(k) <= 32 && methodOverrides[normalizeLong(k)] {
-			h[k] = []string{strings.Join(v, ",")}
-		}
-	}
-}
-
-// overrideConflict is proxy mode's method-override check applied to the
-// original request: the fronting proxy passes the client's headers to the
-// app, so a method-override header (any spelling, any of a comma-separated
-// list) naming a method the rules decide differently refuses the request.
-func overrideConflict(a *Access, h http.Header, o original, d Decision) bool {
-	for k, vs := range h {
-		if len(k) > 32 || !methodOverrides[normalizeLong(k)] {
-			continue
-		}
-		for _, v := range vs {
-			for _, m := range strings.Split(v, ",") {
-				if x := a.Decide(o.host, strings.TrimSpace(m), o.path); x.Rule != d.Rule || x.Policy != d.Policy {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
 // single returns the one value of header k and refuses a missing one or one
 // sent more than once: the proxies would not agree on which copy counts.
 func single(h http.Header, k string) (string, error) {
@@ -217,54 +172,58 @@ func method(h http.Header, k string) (string, error) {
 	return strings.ToUpper(m), nil
 }
 
-// handleForwardAuth answers a fronting proxy's "may this request pass?" with
-// the same rules, session check and upgrade origin check as proxied
-// requests: 200 with identity headers to copy, 401 or a 302 to sign in,
-// 403 when not permitted.
+// handleForwardAuth answers a fronting proxy's "may this request pass?"
+// with the one decision proxied requests get: 200 with identity headers to
+// copy, 401 or a 302 to sign in, 403 when not permitted. Only the reading
+// of the question and the wording of the answer are forward-auth's own.
 func (s *Server) handleForwardAuth(c *fiber.Ctx) error {
 	c.Set("Cache-Control", "no-store")
-	ip := c.Get(hdrClientIP)
-	if c.Get(hdrPeerTrusted) != "1" {
-		s.log.Warn("forward-auth request from a peer not in server.trusted_proxies", "ip", ip)
+	f := factsOf(c)
+	if !f.peerTrusted {
+		s.log.Warn("forward-auth request from a peer not in server.trusted_proxies", "ip", f.ip)
 		return s.jsonError(c, http.StatusUnauthorized, "untrusted_proxy")
 	}
-	h := http.Header(c.GetReqHeaders())
-	o, err := parseOriginal(h)
+	h := &c.Request().Header
+	o, err := parseOriginal(originalHeaders(h))
 	if err != nil {
-		s.log.Warn("forward-auth request refused", "reason", err.Error(), "ip", ip)
+		s.log.Warn("forward-auth request refused", "reason", err.Error(), "ip", f.ip)
 		return s.refuseOriginal(c, o.dialect)
 	}
-	rs := s.settings()
-	d := rs.access.Decide(o.host, o.method, o.path)
-	if overrideConflict(rs.access, h, o, d) {
-		s.log.Warn("forward-auth request refused", "reason", "method override decided differently", "ip", ip)
+	ctx, cancel := s.storeContext(c)
+	defer cancel()
+	// Proxies drop the hop-by-hop Upgrade and Connection headers from the
+	// auth request more often than not, so Sec-WebSocket-Key counts too.
+	upgrade := len(h.Peek("Upgrade")) > 0 || len(h.Peek("Sec-Websocket-Key")) > 0
+	v := s.decide(ctx, f, question{host: o.host, method: o.method, path: o.path, upgrade: upgrade, header: h})
+	f.decision = v.label()
+	switch v.outcome {
+	case outcomeRefused:
+		s.log.Warn("forward-auth request refused", "reason", "method override decided differently", "ip", f.ip)
 		return s.refuseOriginal(c, o.dialect)
-	}
-	switch d.Policy {
-	case PolicyDeny:
-		s.recordEvent(ip, c.Get("User-Agent"), "access.denied", "", "denied", "rule")
-		return s.pageError(c, http.StatusForbidden, "forbidden", "")
-	case PolicyPublic:
+	case outcomeDenied:
+		return s.fail(c, http.StatusForbidden, "forbidden", "")
+	case outcomeForbidden:
+		return s.fail(c, http.StatusForbidden, "forbidden", v.id.Email)
+	case outcomeUnavailable:
+		return s.fail(c, http.StatusServiceUnavailable, "unavailable", "")
+	case outcomeSignIn:
+		return s.forwardAuthSignIn(c, o, f.settings)
+	case outcomePublic:
 		return allow(c, "")
 	}
-	id, err := s.current(c)
-	if errors.Is(err, errNoSession) {
-		return s.forwardAuthSignIn(c, o, rs)
+	return allow(c, v.id.Email)
+}
+
+// originalHeaders collects, every copy kept, the headers in which a
+// fronting proxy describes the original request.
+func originalHeaders(h *fasthttp.RequestHeader) http.Header {
+	out := make(http.Header, 4)
+	for _, k := range []string{hdrOriginalURL, hdrOriginalMethod, hdrForwardedMethod, hdrForwardedProto, hdrForwardedHost, hdrForwardedURI} {
+		for _, v := range h.PeekAll(k) {
+			out[k] = append(out[k], string(v))
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("forward-auth session check: %w", err)
-	}
-	if !d.Permits(id.Email) {
-		s.recordEvent(ip, c.Get("User-Agent"), "access.denied", id.Email, "denied", "not permitted by rule")
-		return s.pageError(c, http.StatusForbidden, "forbidden", id.Email)
-	}
-	if forwardedUpgrade(c) && !s.sameSiteOrigin(c.Get("Origin"), rs) {
-		// Cross-site WebSocket hijacking: the cookie rides along on a
-		// cross-site upgrade, so the origin must be ours, whatever the
-		// protocol.
-		return s.pageError(c, http.StatusForbidden, "forbidden", id.Email)
-	}
-	return allow(c, id.Email)
+	return out
 }
 
 // refuseOriginal answers a request whose description parseOriginal
@@ -277,7 +236,7 @@ func (s *Server) refuseOriginal(c *fiber.Ctx, d dialect) error {
 	return s.jsonError(c, http.StatusBadRequest, "bad_request")
 }
 
-// allow answers 200 with every identity and group header, empty ones
+// allow answers 200, without a body, with every identity and group header, empty ones
 // included: a proxy that copies a header the answer lacks may keep the
 // client's copy (or, Caddy 2.6, set the unexpanded placeholder), while an
 // empty value tells it there is no identity to pass on.
@@ -288,7 +247,10 @@ func allow(c *fiber.Ctx, email string) error {
 	for _, k := range groupHeaders {
 		c.Set(k, "")
 	}
-	return c.SendStatus(http.StatusOK)
+	// No body: nginx ends its keepalive connection to Gatehouse after an
+	// auth_request answer that has one, and the answer is the headers.
+	c.Status(http.StatusOK)
+	return nil
 }
 
 // forwardAuthSignIn answers a request without a session. Browsers are sent
@@ -302,7 +264,7 @@ func (s *Server) forwardAuthSignIn(c *fiber.Ctx, o original, rs *runtimeSettings
 		rd = ""
 	}
 	login := s.loginURL(rd)
-	browser := (o.method == http.MethodGet || o.method == http.MethodHead) && strings.Contains(c.Get("Accept"), "text/html")
+	browser := isNavigation(o.method, c.Request().Header.Peek("Accept"))
 	if browser && o.dialect == dialectForwarded {
 		return c.Redirect(login, http.StatusFound)
 	}
@@ -315,11 +277,4 @@ func (s *Server) forwardAuthSignIn(c *fiber.Ctx, o original, rs *runtimeSettings
 		"message":   rs.Pages.Message(lang, "error.unauthenticated.title"),
 		"login_url": s.loginURL(""),
 	})
-}
-
-// forwardedUpgrade reports whether the original request asks to switch
-// protocols. Proxies drop the hop-by-hop Upgrade and Connection headers from
-// the auth request more often than not, so Sec-WebSocket-Key counts too.
-func forwardedUpgrade(c *fiber.Ctx) bool {
-	return c.Get("Upgrade") != "" || c.Get("Sec-WebSocket-Key") != ""
 }

@@ -8,12 +8,12 @@ import (
 )
 
 // hdrAmbiguousFraming marks a request whose head was ambiguous on the wire.
-// The framing guard adds it; ServeHTTP refuses any request that carries it
+// The framing guard adds it; the Server refuses any request that carries it
 // (a client sending it itself only gets its own request refused).
 const hdrAmbiguousFraming = "X-Gatehouse-Ambiguous-Framing"
 
 // Limits of the framing guard. A head or chunk line longer than these is
-// handed to net/http as it is and the connection ends after it, so the
+// handed to the server as it is and the connection ends after it, so the
 // server's own limits answer it.
 const (
 	maxGuardedHead      = 1<<20 + 4096
@@ -23,17 +23,19 @@ const (
 // GuardFraming wraps the listener the Server is served on, so that requests
 // whose framing is ambiguous are refused with 400 and never forwarded.
 //
-// net/http cannot show a handler the ambiguity: it silently drops a
-// Content-Length sent next to Transfer-Encoding, merges duplicate identical
-// Content-Length headers and ignores Transfer-Encoding on HTTP/1.0. A proxy
-// in front of Gatehouse may frame such a request differently (request
-// smuggling), so the guard reads every HTTP/1 request head on the
-// connection as net/http will, and marks a head with a Content-Length and a
-// Transfer-Encoding, several Content-Length or Host headers, or a
-// Transfer-Encoding on HTTP/1.0. It follows each message's body to find the
-// next head; after a protocol upgrade it steps aside, and the Server closes
-// the connection of any upgrade request it does not switch. Whatever it
-// cannot follow ends the connection after the bytes already read.
+// An HTTP server resolves such heads silently (fasthttp lets
+// Transfer-Encoding win over a Content-Length next to it, as net/http
+// does), so a handler never sees the ambiguity, while a proxy in front of
+// Gatehouse may have framed the same bytes differently (request
+// smuggling). The guard reads every HTTP/1 request head on the connection
+// and marks a head with a Content-Length and a Transfer-Encoding, several
+// Content-Length or Host headers, or a Transfer-Encoding on HTTP/1.0. It
+// follows each message's body to find the next head; after a protocol
+// upgrade it steps aside, and the Server closes the connection of any
+// upgrade request it does not switch. Whatever it cannot follow (a
+// transfer coding other than chunked, differing lengths, an oversized
+// head) ends the connection after the bytes already read, so no byte the
+// guard did not check is ever parsed as a request.
 func GuardFraming(ln net.Listener) net.Listener {
 	return &framingListener{Listener: ln}
 }
@@ -50,6 +52,10 @@ func (l *framingListener) Accept() (net.Conn, error) {
 	return &framingConn{Conn: c}, nil
 }
 
+// NetConn is the connection underneath, for the forwarder's watch on
+// clients that leave and for the server's lingering close.
+func (c *framingConn) NetConn() net.Conn { return c.Conn }
+
 type framingState int
 
 const (
@@ -62,8 +68,8 @@ const (
 	stateEnd                             // framing lost: no more bytes are delivered
 )
 
-// framingConn checks the request stream as net/http reads it. Reads come
-// from one goroutine at a time (net/http's connection reader guarantees
+// framingConn checks the request stream as the server reads it. Reads come
+// from one goroutine at a time (the server's connection loop guarantees
 // it), so the parser state needs no lock.
 type framingConn struct {
 	net.Conn
@@ -71,7 +77,9 @@ type framingConn struct {
 	remaining int64
 	upgrade   bool   // the current message asked for a protocol upgrade
 	in        []byte // read from the socket, not yet checked
-	out       []byte // checked, to be returned to net/http
+	out       []byte // checked, to be returned to the server
+	inBase    []byte // the buffers in and out are windows of
+	outBase   []byte
 	scratch   []byte
 	// scan is how far into in the search for a line end has got without
 	// finding one that completes the current head or line, so a head
@@ -84,8 +92,24 @@ func (c *framingConn) Read(p []byte) (int, error) {
 		if c.state == stateEnd {
 			return 0, io.EOF
 		}
-		if c.state == statePassthrough && len(c.in) == 0 {
-			return c.Conn.Read(p)
+		if len(c.in) == 0 {
+			switch {
+			case c.state == statePassthrough:
+				return c.Conn.Read(p)
+			case c.state == stateBody && c.remaining > 0:
+				// Body bytes need no parsing: they go straight to the
+				// reader, up to the body's end.
+				n, err := c.Conn.Read(p[:min(int64(len(p)), c.remaining)])
+				c.remaining -= int64(n)
+				if c.remaining == 0 {
+					c.endMessage()
+				}
+				return n, err
+			case c.state == stateChunkData && c.remaining > 2:
+				n, err := c.Conn.Read(p[:min(int64(len(p)), c.remaining-2)])
+				c.remaining -= int64(n)
+				return n, err
+			}
 		}
 		if c.advance() {
 			continue
@@ -94,9 +118,9 @@ func (c *framingConn) Read(p []byte) (int, error) {
 			c.scratch = make([]byte, 32<<10)
 		}
 		n, err := c.Conn.Read(c.scratch)
-		c.in = append(c.in, c.scratch[:n]...)
+		c.in = appendWindow(&c.inBase, c.in, c.scratch[:n])
 		if err != nil && n == 0 {
-			// Unchecked bytes stay buffered: a timeout is routine (net/http
+			// Unchecked bytes stay buffered: a timeout is routine (a server
 			// aborts its background read with one) and must not release
 			// them unchecked.
 			return 0, err
@@ -104,13 +128,29 @@ func (c *framingConn) Read(p []byte) (int, error) {
 	}
 	n := copy(p, c.out)
 	c.out = c.out[n:]
-	if len(c.out) == 0 {
-		c.out = nil
-	}
 	return n, nil
 }
 
-// CloseWrite lets net/http half-close after an error response, so the
+// appendWindow appends b to win, a window into *base that is consumed from
+// the front, reusing the space before it: an empty window starts over at
+// the front, and one that would outgrow the buffer moves there first. A
+// long body read in small pieces so reuses one buffer instead of leaving a
+// trail of garbage.
+func appendWindow(base *[]byte, win []byte, b []byte) []byte {
+	if len(win) == 0 {
+		win = (*base)[:0]
+	} else if cap(win)-len(win) < len(b) && len(win)+len(b) <= cap(*base) {
+		win = (*base)[:copy((*base)[:cap(*base)], win)]
+	}
+	win = append(win, b...)
+	if cap(win) > cap(*base) {
+		// append moved the window to a bigger buffer of its own.
+		*base = win[:0]
+	}
+	return win
+}
+
+// CloseWrite lets the server half-close after an error response, so the
 // client reads the response instead of a reset.
 func (c *framingConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
@@ -121,12 +161,12 @@ func (c *framingConn) CloseWrite() error {
 
 // release moves n checked bytes of input to the output.
 func (c *framingConn) release(n int) {
-	c.out = append(c.out, c.in[:n]...)
+	c.out = appendWindow(&c.outBase, c.out, c.in[:n])
 	c.in = c.in[n:]
 	c.scan = 0
 }
 
-// giveUp delivers what was read and ends the stream: net/http will refuse
+// giveUp delivers what was read and ends the stream: the server will refuse
 // the malformed message, and nothing after it goes unchecked.
 func (c *framingConn) giveUp() {
 	c.release(len(c.in))
@@ -181,7 +221,7 @@ func (c *framingConn) endMessage() {
 }
 
 func (c *framingConn) advanceHead() bool {
-	// net/http skips a few stray line breaks between requests.
+	// Servers skip a few stray line breaks between requests.
 	skip := 0
 	for skip < len(c.in) && (c.in[skip] == '\r' || c.in[skip] == '\n') {
 		skip++
@@ -211,9 +251,9 @@ func (c *framingConn) advanceHead() bool {
 	}
 	if f.ambiguous {
 		line := bytes.IndexByte(head, '\n') + 1
-		c.out = append(c.out, head[:line]...)
-		c.out = append(c.out, hdrAmbiguousFraming+": 1\r\n"...)
-		c.out = append(c.out, head[line:]...)
+		c.out = appendWindow(&c.outBase, c.out, head[:line])
+		c.out = appendWindow(&c.outBase, c.out, []byte(hdrAmbiguousFraming+": 1\r\n"))
+		c.out = appendWindow(&c.outBase, c.out, head[line:])
 		c.in = c.in[end:]
 		c.scan = 0
 	} else {
@@ -234,7 +274,7 @@ func (c *framingConn) advanceHead() bool {
 // headEnd returns the length of the head (through its empty line), or -1
 // and the start of the first incomplete line when the empty line has not
 // arrived yet; from is such a start from an earlier call. Lines end in LF,
-// with or without CR, as net/http reads them.
+// with or without CR, as HTTP/1.1 servers read them.
 func headEnd(b []byte, from int) (end, resume int) {
 	i := from
 	for i < len(b) {
@@ -260,8 +300,8 @@ type framing struct {
 	passthrough bool // not HTTP/1: HTTP/2 prior knowledge
 }
 
-// readHead reads a complete head the way net/http does. ok is false when
-// net/http is sure to refuse it (then the guard need not follow the body).
+// readHead reads a complete head the way the server does. ok is false when
+// the guard will not follow its body (then the guard need not follow the body).
 func readHead(head []byte) (f framing, ok bool) {
 	lines := bytes.Split(head, []byte("\n"))
 	for i, l := range lines {
@@ -320,7 +360,7 @@ func readHead(head []byte) (f framing, ok bool) {
 	}
 	if len(te) > 0 && http11 {
 		if len(te) != 1 || !asciiEqualFold(te[0], "chunked") {
-			return f, false // net/http answers 501 and closes
+			return f, false // not a coding the guard follows: the connection ends
 		}
 		f.chunked = true
 		return f, true
@@ -328,7 +368,7 @@ func readHead(head []byte) (f framing, ok bool) {
 	if len(cl) > 0 {
 		for _, v := range cl[1:] {
 			if !bytes.Equal(v, cl[0]) {
-				return f, false // net/http refuses differing lengths
+				return f, false // differing lengths: the connection ends
 			}
 		}
 		n, err := strconv.ParseUint(string(cl[0]), 10, 63)
@@ -376,7 +416,7 @@ func (c *framingConn) lineEnd() int {
 	return -1
 }
 
-// advanceChunkLine reads a chunk-size line; net/http requires CRLF there.
+// advanceChunkLine reads a chunk-size line, which must end in CRLF.
 func (c *framingConn) advanceChunkLine() bool {
 	i := c.lineEnd()
 	if i < 0 {

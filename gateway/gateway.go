@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"gatehouse/forwarder"
 	"gatehouse/mailer"
 	"gatehouse/pages"
 )
@@ -95,8 +97,9 @@ type Options struct {
 	Rand            io.Reader        // optional: nil = crypto/rand
 	SessionCacheTTL time.Duration    // optional: 0 = 30s; how long a cached session is trusted without a store read
 	SessionCacheMax int              // optional: 0 = 100000 entries
-	// UpstreamTransport is optional: nil builds a tuned http.Transport.
-	UpstreamTransport http.RoundTripper
+	// MaxHeaderBytes is optional: 0 = 64 KiB for the request line and
+	// headers; a larger head is answered 431.
+	MaxHeaderBytes int
 	// Migrations is optional: when set, /readyz also needs every schema
 	// migration applied.
 	Migrations MigrationReporter
@@ -105,7 +108,9 @@ type Options struct {
 	UpstreamHealthPath string
 }
 
-// Server is the front http.Handler.
+// Server is Gatehouse's one HTTP server: a Fiber app that decides every
+// request and forwards it, answers forward-auth, or serves Gatehouse's own
+// pages.
 type Server struct {
 	publicURL *url.URL
 	origin    string // scheme://host[:port] of publicURL
@@ -119,15 +124,22 @@ type Server struct {
 	now       func() time.Time
 	rand      io.Reader
 
-	cur      atomic.Pointer[runtimeSettings]
-	sessions *sessionCache
-	proxy    *proxy
-	app      *fiber.App
-	appH     http.Handler
-	sendTime *durationEstimate
-	reqIDs   *requestIDs
-	ready    *readiness
-	streams  *streams
+	cur         atomic.Pointer[runtimeSettings]
+	sessions    *sessionCache
+	routes      *routes
+	fwd         *forwarder.Forwarder
+	app         *fiber.App
+	crossOrigin *http.CrossOriginProtection
+	conns       connTracker
+	shutdown    atomic.Bool
+	// listeners are those Serve was given, closed by Shutdown and Close
+	// even when Serve was called after them.
+	lnMu      sync.Mutex
+	listeners []net.Listener
+	sendTime  *durationEstimate
+	reqIDs    *requestIDs
+	ready     *readiness
+	streams   *streams
 	// pendingEvents are audit writes still in flight (see FlushAudit).
 	pendingEvents sync.WaitGroup
 	auditSlots    chan struct{} // bounds concurrent audit writes
@@ -207,17 +219,24 @@ func New(opts Options) (*Server, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	p, err := newProxy(s, opts.Upstream, opts.Routes, opts.UpstreamTransport, timeout)
-	if err != nil {
+	var err error
+	if s.routes, err = newRoutes(opts.Upstream, opts.Routes); err != nil {
 		return nil, err
 	}
-	s.proxy = p
+	s.fwd = forwarder.New(forwarder.Options{HeaderTimeout: timeout, Logger: s.log})
 	if s.ready, err = newReadiness(s, opts); err != nil {
 		return nil, err
 	}
+	s.crossOrigin = http.NewCrossOriginProtection()
+	if err := s.crossOrigin.AddTrustedOrigin(s.origin); err != nil {
+		return nil, fmt.Errorf("gateway: public URL as trusted origin: %w", err)
+	}
 	s.streams = newStreams()
-	s.app = s.newApp()
-	s.appH = s.appHandler()
+	maxHeader := opts.MaxHeaderBytes
+	if maxHeader <= 0 {
+		maxHeader = defaultMaxHeaderBytes
+	}
+	s.app = s.newApp(maxHeader)
 	return s, nil
 }
 

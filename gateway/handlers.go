@@ -53,7 +53,7 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	}
 	if errors.Is(err, errSendFailed) {
 		return s.render(c, http.StatusServiceUnavailable, func(b pages.Base, buf *bytes.Buffer) error {
-			return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: http.StatusServiceUnavailable, Kind: "send_failed", Email: email, RD: rd, RequestID: c.Get(hdrRequestID)})
+			return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: http.StatusServiceUnavailable, Kind: "send_failed", Email: email, RD: rd, RequestID: factsOf(c).reqID})
 		})
 	}
 	if err != nil {
@@ -145,7 +145,7 @@ func (s *Server) handleLinkPage(c *fiber.Ctx) error {
 	rs := s.settings()
 	token := c.Query("t")
 	if !validToken(token) {
-		return s.pageError(c, http.StatusBadRequest, "bad_request", "")
+		return s.fail(c, http.StatusBadRequest, "bad_request", "")
 	}
 	rd := rs.redirects.Safe(c.Query("rd"))
 	return s.render(c, http.StatusOK, func(b pages.Base, buf *bytes.Buffer) error {
@@ -214,7 +214,7 @@ func (s *Server) signOut(c *fiber.Ctx) error {
 func (s *Server) requireSession(c *fiber.Ctx) (identity, bool, error) {
 	id, err := s.current(c)
 	if errors.Is(err, errNoSession) {
-		if c.Method() == http.MethodGet && strings.Contains(c.Get("Accept"), "text/html") {
+		if isNavigation(c.Method(), c.Request().Header.Peek("Accept")) {
 			c.Set("Cache-Control", "no-store")
 			return identity{}, false, c.Redirect(loginPath(c.OriginalURL()), http.StatusSeeOther)
 		}
@@ -274,7 +274,7 @@ func (s *Server) handleLogoutOthers(c *fiber.Ctx) error {
 	}
 	for _, ss := range list {
 		if ss.ID != id.ID {
-			s.sessions.deleteID(ss.ID)
+			s.forget(ss.ID)
 		}
 	}
 	cl := s.clientOf(c)
@@ -300,7 +300,7 @@ func (s *Server) handleRevoke(c *fiber.Ctx) error {
 		owned = owned || ss.ID == target
 	}
 	if !owned {
-		return s.pageError(c, http.StatusNotFound, "not_found", "")
+		return s.fail(c, http.StatusNotFound, "not_found", "")
 	}
 	if err := s.endSession(ctx, target); err != nil {
 		return err

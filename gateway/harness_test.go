@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"gatehouse/internal/apptest"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gatehouse/internal/apptest"
 
 	"gatehouse/authstore"
 	"gatehouse/internal/smtptest"
@@ -89,10 +90,34 @@ func newHarness(t *testing.T, edit ...func(*Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: h.srv, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(GuardFraming(ln)) }()
-	t.Cleanup(func() { _ = hs.Close() })
+	serveOn(t, h.srv, ln)
 	return h
+}
+
+// serveOn serves srv on ln behind the framing guard, as cmd/gatehouse
+// does, until the test ends.
+func serveOn(t testing.TB, srv *Server, ln net.Listener) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(GuardFraming(ln))
+	}()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		<-done
+	})
+}
+
+// serve serves srv on a new loopback listener and returns its base URL.
+func serve(t testing.TB, srv *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOn(t, srv, ln)
+	return "http://" + ln.Addr().String()
 }
 
 func openTestStore(t *testing.T, path string) *authstore.Store {

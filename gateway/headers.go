@@ -1,8 +1,9 @@
 package gateway
 
 import (
-	"net/http"
 	"strings"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Identity headers set on every forwarded request for a signed-in user.
@@ -73,20 +74,25 @@ var spoofable = map[string]bool{
 }
 
 // stripSpoofable removes every client-supplied identity and forwarding
-// header, in every spelling.
-func stripSpoofable(h http.Header) {
-	for k := range h {
+// header, in every spelling. A request without any costs one pass over its
+// header names and no allocation.
+func stripSpoofable(h *fasthttp.RequestHeader) {
+	var found []string
+	h.VisitAll(func(k, _ []byte) {
 		if isSpoofable(k) {
-			delete(h, k)
+			found = append(found, string(k))
 		}
+	})
+	for _, k := range found {
+		h.Del(k)
 	}
 }
 
 // isSpoofable folds case and reads '_' and '.' as '-', the spellings that
 // proxies and frameworks treat as one header, without allocating.
-func isSpoofable(k string) bool {
-	if k == "" || len(k) > 64 {
-		return len(k) > 64 && spoofable[normalizeLong(k)]
+func isSpoofable[T string | []byte](k T) bool {
+	if len(k) == 0 || len(k) > 64 {
+		return len(k) > 64 && spoofable[normalizeLong(string(k))]
 	}
 	switch k[0] | 0x20 { // every spoofable name starts with x, r, a or f
 	case 'x', 'r', 'a', 'f':
@@ -119,15 +125,14 @@ func foldHeaderByte(c byte) byte {
 }
 
 // setIdentity sets the identity headers for email (already lower-case).
-func setIdentity(h http.Header, email string, groups []string) {
-	v := []string{email}
+func setIdentity(h *fasthttp.RequestHeader, email string, groups []string) {
 	for _, k := range identityHeaders {
-		h[k] = v
+		h.Set(k, email)
 	}
 	if len(groups) > 0 {
-		g := []string{strings.Join(groups, ",")}
+		g := strings.Join(groups, ",")
 		for _, k := range groupHeaders {
-			h[k] = g
+			h.Set(k, g)
 		}
 	}
 }

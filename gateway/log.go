@@ -1,14 +1,17 @@
 package gateway
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/gofiber/fiber/v2"
 
 	"gatehouse/authstore"
 )
@@ -38,25 +41,47 @@ func (g *requestIDs) next() string {
 	return g.prefix + "-" + strconv.FormatUint(g.n.Add(1), 36)
 }
 
-// requestID is the id the front server assigned (see assignRequestID).
-func requestID(r *http.Request) string {
-	if v := r.Header[hdrRequestID]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-// assignRequestID keeps an X-Request-Id from a trusted proxy and otherwise
-// replaces it, so every log line and upstream request can be correlated.
-func (s *Server) assignRequestID(w http.ResponseWriter, r *http.Request) {
+// requestIDFor keeps an X-Request-Id from a trusted proxy and otherwise
+// makes a new one, so every log line and upstream request can be
+// correlated. The client sees it in the response's X-Request-Id.
+func (s *Server) requestIDFor(c *fiber.Ctx, peerTrusted bool) string {
 	id := ""
-	if v := r.Header.Get(hdrRequestID); v != "" && len(v) <= 128 && printableASCII(v) && peerTrusted(r.RemoteAddr, s.trusted) {
-		id = v
+	if v := c.Request().Header.Peek(hdrRequestID); peerTrusted && len(v) > 0 && len(v) <= 128 && printableASCII(string(v)) {
+		id = string(v)
 	} else {
 		id = s.reqIDs.next()
 	}
-	r.Header[hdrRequestID] = []string{id}
-	w.Header()[hdrRequestID] = []string{id}
+	c.Response().Header.Set(hdrRequestID, id)
+	return id
+}
+
+// logRequest counts the request and writes its access log line. It hands
+// the record to the handler itself: Logger.LogAttrs would also capture the
+// caller's program counter on every request, which this line never shows.
+func (s *Server) logRequest(f *facts) {
+	decision, status := f.decision, f.status
+	if decision == "" || f.cut {
+		decision = "aborted"
+	}
+	s.metrics.request(decision, status)
+	level := levelFor(status)
+	ctx := context.Background()
+	h := s.log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	end := s.now()
+	line := slog.NewRecord(end, level, "request", 0)
+	line.AddAttrs(
+		slog.String("method", f.method),
+		slog.String("path", f.path),
+		slog.Int("status", status),
+		slog.String("decision", decision),
+		slog.String("ip", f.ip),
+		slog.Duration("duration", end.Sub(f.start)),
+		slog.String("request_id", f.reqID),
+	)
+	_ = h.Handle(ctx, line)
 }
 
 func printableASCII(v string) bool {
@@ -86,16 +111,22 @@ func peerTrusted(remoteAddr string, trusted []netip.Prefix) bool {
 	return false
 }
 
-func foldHeaderRune(r rune) rune {
-	if r < 0x80 {
-		return rune(foldHeaderByte(byte(r)))
-	}
-	return r
-}
-
 func auditEvent(now time.Time, ip, ua, typ, email, outcome, detail string) authstore.Event {
 	if len(ua) > 512 {
 		ua = ua[:512]
 	}
 	return authstore.Event{Time: now.UTC(), Type: typ, Email: email, IP: ip, UserAgent: ua, Outcome: outcome, Detail: detail}
+}
+
+// logPath is the path the request was decided on; a request refused before
+// its path was cleaned logs the path as sent, without the query.
+func logPath(c *fiber.Ctx, f *facts) string {
+	if f.path != "" {
+		return f.path
+	}
+	p := c.Request().Header.RequestURI()
+	if i := bytes.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	return string(p)
 }

@@ -8,7 +8,6 @@ import (
 	"hash"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -128,16 +127,9 @@ func TestLargeBodiesStream(t *testing.T) {
 	b := h.browser()
 	b.signIn("uma@example.com", "/")
 	client := &http.Client{Jar: b.c.Jar, Timeout: 5 * time.Minute}
-	// Serve the same gateway the way the binary does, behind the framing
-	// guard, so its buffers are measured too.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: h.srv, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(GuardFraming(ln)) }()
-	t.Cleanup(func() { _ = hs.Close() })
-	base := "http://" + ln.Addr().String()
+	// The harness serves the gateway the way the binary does, behind the
+	// framing guard, so its buffers are measured too.
+	base := h.URL
 
 	for _, tc := range []struct {
 		name, method, path string

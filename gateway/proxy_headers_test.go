@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // rawRequest writes a request byte for byte, so tests control exactly which
@@ -194,8 +197,6 @@ func TestTrailersArePreserved(t *testing.T) {
 		// that merges trailers into headers would believe them.
 		"X-Auth-Request-Email": {"mallory@evil.com"},
 		"Remote-User":          {"mallory@evil.com"},
-		"X-Forwarded-For":      {"6.6.6.6"},
-		"Authorization":        {"Bearer stolen"},
 	}
 	req.Header.Set("Te", "trailers")
 	resp, err := http.DefaultClient.Do(req)
@@ -220,6 +221,37 @@ func TestTrailersArePreserved(t *testing.T) {
 		if v := resp.Trailer.Get(k); v != want {
 			t.Errorf("response trailer %s = %q, want %q", k, v, want)
 		}
+	}
+}
+
+// A request that announces trailers RFC 9110 §6.5.1 forbids (credentials,
+// framing, forwarding facts) is refused before any byte reaches the app,
+// rather than forwarded with the trailer dropped: the sender is either
+// broken or trying to add what it could not send as a header.
+func TestForbiddenRequestTrailersAreRefused(t *testing.T) {
+	h := newHarness(t)
+	for _, name := range []string{"Authorization", "X-Forwarded-For", "X-Real-Ip", "Cookie", "Host"} {
+		t.Run(name, func(t *testing.T) {
+			before := h.up.Count()
+			req, _ := http.NewRequest(http.MethodPost, h.URL+"/public/trailers", io.NopCloser(strings.NewReader("payload")))
+			req.ContentLength = -1
+			req.Trailer = http.Header{name: {"spoofed"}}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("status = %d, want 400: %.200s", resp.StatusCode, body)
+			}
+			if strings.Contains(string(body), "spoofed") {
+				t.Fatalf("error echoes the trailer: %s", body)
+			}
+			if n := h.up.Count(); n != before {
+				t.Fatalf("upstream saw %d requests, want none", n-before)
+			}
+		})
 	}
 }
 
@@ -303,11 +335,14 @@ func TestSessionCookieNeverGoesUpstream(t *testing.T) {
 		{"two lines, cookie alone in one", []string{"gatehouse_session=abc", "b=2"}, []string{"b=2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := http.Header{"Cookie": slices.Clone(tc.in)}
-			dropSessionCookie(h, name)
+			var h fasthttp.RequestHeader
+			for _, line := range tc.in {
+				h.Add("Cookie", line)
+			}
+			dropSessionCookie(&h, name)
 			var got []string
-			for _, line := range h["Cookie"] {
-				for _, part := range strings.Split(line, ";") {
+			for _, line := range h.PeekAll("Cookie") {
+				for _, part := range strings.Split(string(line), ";") {
 					if p := strings.TrimSpace(part); p != "" {
 						got = append(got, p)
 					}
@@ -316,8 +351,68 @@ func TestSessionCookieNeverGoesUpstream(t *testing.T) {
 			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
 				t.Fatalf("cookies left %q, want %q", got, tc.want)
 			}
-			if tc.want == nil && h["Cookie"] != nil {
-				t.Fatalf("empty Cookie header %q left in place", h["Cookie"])
+			if tc.want == nil && h.Peek("Cookie") != nil {
+				t.Fatalf("empty Cookie header %q left in place", h.Peek("Cookie"))
+			}
+		})
+	}
+}
+
+// TestHeaderSizeLimit: big cookies from other apps on the same domain pass
+// up to server.max_header_bytes (64 KiB by default) of request line and
+// headers; a larger head is answered 431 and never forwarded.
+func TestHeaderSizeLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		limit       int
+		pass, large int // header value bytes that pass, and that are too many
+	}{
+		{"default 64 KiB", 0, 60 << 10, 70 << 10},
+		{"configured 8 KiB", 8 << 10, 7 << 10, 9 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, func(o *Options) { o.MaxHeaderBytes = tc.limit })
+			cookies := func(total int) string {
+				// Several cookies, as several apps would set them.
+				var parts []string
+				for i := 0; total > 0; i++ {
+					n := min(total, 4000)
+					parts = append(parts, fmt.Sprintf("app%d=%s", i, strings.Repeat("v", n)))
+					total -= n
+				}
+				return strings.Join(parts, "; ")
+			}
+			req, _ := http.NewRequest(http.MethodGet, h.URL+"/public/big", nil)
+			req.Header.Set("Cookie", cookies(tc.pass))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%d bytes of cookies: status %d, want 200", tc.pass, resp.StatusCode)
+			}
+			if got := h.up.Last(t).Header.Get("Cookie"); got != cookies(tc.pass) {
+				t.Fatalf("upstream got %d bytes of cookies, want %d", len(got), len(cookies(tc.pass)))
+			}
+			before := h.up.Count()
+			req, _ = http.NewRequest(http.MethodGet, h.URL+"/public/big", nil)
+			req.Header.Set("Cookie", cookies(tc.large))
+			resp, err = http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Fatalf("%d bytes of cookies: status %d, want 431: %.200s", tc.large, resp.StatusCode, body)
+			}
+			if strings.Contains(string(body), "vvvv") {
+				t.Fatal("the 431 echoes the request")
+			}
+			if h.up.Count() != before {
+				t.Fatal("a head over the limit reached the upstream")
 			}
 		})
 	}

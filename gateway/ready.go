@@ -61,12 +61,8 @@ func newReadiness(s *Server, opts Options) (*readiness, error) {
 			return nil, fmt.Errorf("gateway: upstream health path %q is not a path on the upstream", opts.UpstreamHealthPath)
 		}
 		r.upstream = u.String()
-		rt := opts.UpstreamTransport
-		if rt == nil {
-			rt = newTransport(readyTimeout)
-		}
 		r.client = &http.Client{
-			Transport: rt,
+			Transport: &http.Transport{Proxy: nil, ResponseHeaderTimeout: readyTimeout, DisableCompression: true},
 			Timeout:   readyTimeout,
 			// A redirect answers the probe: 3xx counts as up.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -15,21 +15,11 @@ import (
 // away (dot segments, absolute-form targets, duplicate or conflicting
 // framing headers).
 
-// guarded serves the harness's gateway on a second listener wrapped with
-// GuardFraming, as cmd/gatehouse does, and returns its address.
-func (h *harness) guarded() string {
-	h.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	hs := &http.Server{Handler: h.srv, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(GuardFraming(ln)) }()
-	h.t.Cleanup(func() { _ = hs.Close() })
-	return ln.Addr().String()
-}
+// guarded is the address of the harness's gateway, which is served behind
+// GuardFraming as cmd/gatehouse does.
+func (h *harness) guarded() string { return h.addr() }
 
-// addr is the harness's own listener (no framing guard).
+// addr is the harness's listener.
 func (h *harness) addr() string { return strings.TrimPrefix(h.URL, "http://") }
 
 // rawResponse is one response read off a raw connection.
@@ -43,7 +33,7 @@ type rawResponse struct {
 // rawExchange writes raw to addr and reads every response the server sends
 // until it closes the connection or goes quiet. Requests in raw should say
 // "Connection: close" on the last one so the exchange ends promptly.
-func rawExchange(t *testing.T, addr, raw string) []rawResponse {
+func rawExchange(t testing.TB, addr, raw string) []rawResponse {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {

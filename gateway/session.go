@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,12 +152,24 @@ func (c *sessionCache) len() int {
 
 // Revoked evicts a session from this instance's cache; "*" flushes it. It is
 // the callback for the store's revocation feed.
+//
+// A revoked session's open WebSockets and event streams end with it; "*"
+// (which does not say whose) ends every stream that belongs to a session,
+// and their clients reconnect through a fresh decision.
 func (s *Server) Revoked(sessionID string) {
 	if sessionID == "*" {
 		s.sessions.flush()
+		s.streams.endSession("*")
 		return
 	}
-	s.sessions.deleteID(sessionID)
+	s.forget(sessionID)
+}
+
+// forget drops a session from this instance: its cache entry and its open
+// streams.
+func (s *Server) forget(id string) {
+	s.sessions.deleteID(id)
+	s.streams.endSession(id)
 }
 
 // validToken reports whether v has the shape of a token this server issues,
@@ -299,7 +310,7 @@ func (s *Server) newSession(ctx context.Context, email, ip, userAgent string) (t
 
 // endSession deletes a session on the server and evicts it from the cache.
 func (s *Server) endSession(ctx context.Context, id string) error {
-	s.sessions.deleteID(id)
+	s.forget(id)
 	if err := s.store.DeleteSession(ctx, id); err != nil && !errors.Is(err, authstore.ErrNotFound) {
 		return fmt.Errorf("delete session: %w", err)
 	}
@@ -334,84 +345,4 @@ func (s *Server) clearCookie() string {
 		SameSite: http.SameSiteLaxMode,
 	}
 	return c.String()
-}
-
-// cookieValue finds the session cookie in Cookie header values without
-// parsing every cookie. If the client sent it more than once, the first wins
-// (the browser sends the most specific path first).
-func cookieValue(headers []string, name string) string {
-	for _, line := range headers {
-		for len(line) > 0 {
-			var part string
-			if i := strings.IndexByte(line, ';'); i >= 0 {
-				part, line = line[:i], line[i+1:]
-			} else {
-				part, line = line, ""
-			}
-			part = strings.Trim(part, " \t")
-			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
-				v := part[len(name)+1:]
-				if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-					v = v[1 : len(v)-1]
-				}
-				return v
-			}
-		}
-	}
-	return ""
-}
-
-// withoutCookie returns the Cookie header values with the named cookie
-// removed, keeping every other cookie byte for byte.
-func withoutCookie(headers []string, name string) []string {
-	var out []string
-	for _, line := range headers {
-		if !containsCookie(line, name) {
-			out = append(out, line)
-			continue
-		}
-		var kept []string
-		rest := line
-		for len(rest) > 0 {
-			var part string
-			if i := strings.IndexByte(rest, ';'); i >= 0 {
-				part, rest = rest[:i], rest[i+1:]
-			} else {
-				part, rest = rest, ""
-			}
-			p := strings.Trim(part, " \t")
-			if p == "" || (len(p) >= len(name) && p[:len(name)] == name && (len(p) == len(name) || p[len(name)] == '=')) {
-				continue
-			}
-			kept = append(kept, p)
-		}
-		if len(kept) > 0 {
-			out = append(out, joinCookies(kept))
-		}
-	}
-	return out
-}
-
-func containsCookie(line, name string) bool {
-	for i := 0; i+len(name) <= len(line); i++ {
-		if line[i:i+len(name)] == name && (i == 0 || line[i-1] == ' ' || line[i-1] == ';') {
-			return true
-		}
-	}
-	return false
-}
-
-func joinCookies(parts []string) string {
-	n := 0
-	for _, p := range parts {
-		n += len(p) + 2
-	}
-	b := make([]byte, 0, n)
-	for i, p := range parts {
-		if i > 0 {
-			b = append(b, ';', ' ')
-		}
-		b = append(b, p...)
-	}
-	return string(b)
 }

@@ -3,77 +3,89 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"strings"
 	"sync"
 )
 
-// streams tracks the requests that may stay open indefinitely (WebSocket
-// upgrades and event streams), so a graceful shutdown can end them instead
-// of waiting for its timeout: http.Server.Shutdown neither waits for nor
-// closes hijacked connections, and waits for a streaming response as long
-// as it lasts.
+// streams tracks the exchanges that may stay open indefinitely (protocol
+// upgrades and event streams): a graceful shutdown ends them instead of
+// waiting for its timeout, and one that belongs to a session ends when the
+// session does (sign-out, revocation on any replica, expiry), so an open
+// WebSocket never outlives its sign-in.
 type streams struct {
 	mu     sync.Mutex
-	open   map[*context.CancelFunc]struct{}
+	live   map[*stream]struct{}
 	closed bool
 }
 
+type stream struct {
+	cancel  context.CancelFunc
+	session string // "" on public paths
+}
+
 func newStreams() *streams {
-	return &streams{open: map[*context.CancelFunc]struct{}{}}
+	return &streams{live: map[*stream]struct{}{}}
 }
 
-// isLongLived reports a request that asks for a WebSocket or an event
-// stream. Ordinary requests cost two header lookups.
-func isLongLived(r *http.Request) bool {
-	if len(r.Header["Upgrade"]) > 0 && isWebSocket(r) {
-		return true
+// open returns the context that bounds one long-lived exchange for id (nil
+// on public paths); done must be called when it ends. After closeAll the
+// context starts canceled. A session's stream ends at the session's
+// absolute expiry at the latest.
+func (st *streams) open(id *identity) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &stream{cancel: cancel}
+	if id != nil {
+		ctx, cancel = context.WithDeadline(ctx, id.ExpiresAt)
+		e.cancel = cancel
+		e.session = id.ID
 	}
-	for _, v := range r.Header["Accept"] {
-		if strings.Contains(v, "text/event-stream") {
-			return true
-		}
-	}
-	return false
-}
-
-// track gives r a context that CloseStreams cancels; done must be called
-// when the request ends. After CloseStreams the context starts canceled.
-func (st *streams) track(r *http.Request) (*http.Request, func()) {
-	ctx, cancel := context.WithCancel(r.Context())
 	st.mu.Lock()
 	if st.closed {
 		st.mu.Unlock()
 		cancel()
-		return r.WithContext(ctx), func() {}
+		return ctx, func() {}
 	}
-	key := &cancel
-	st.open[key] = struct{}{}
+	st.live[e] = struct{}{}
 	st.mu.Unlock()
-	return r.WithContext(ctx), func() {
+	return ctx, func() {
 		st.mu.Lock()
-		delete(st.open, key)
+		delete(st.live, e)
 		st.mu.Unlock()
 		cancel()
 	}
+}
+
+// endSession ends every stream of session id; "*" ends every stream that
+// belongs to a session.
+func (st *streams) endSession(id string) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := 0
+	for e := range st.live {
+		if e.session != "" && (id == "*" || e.session == id) {
+			e.cancel()
+			delete(st.live, e)
+			n++
+		}
+	}
+	return n
 }
 
 func (st *streams) closeAll() int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.closed = true
-	n := len(st.open)
-	for c := range st.open {
-		(*c)()
+	n := len(st.live)
+	for e := range st.live {
+		e.cancel()
 	}
-	clear(st.open)
+	clear(st.live)
 	return n
 }
 
 // CloseStreams ends every WebSocket and event stream being proxied, and
-// any that starts afterwards: the proxy closes the upstream connection and
-// the client's, so clients reconnect (to another instance). Ordinary
-// requests are not touched. Register it with http.Server.RegisterOnShutdown.
+// any that starts afterwards: the forwarder closes the upstream connection
+// and the client's, so clients reconnect (to another instance). Ordinary
+// requests are not touched. Shutdown calls it first.
 func (s *Server) CloseStreams() {
 	if n := s.streams.closeAll(); n > 0 {
 		s.log.Info("shutting down: closed long-lived streams", "count", n)

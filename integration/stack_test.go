@@ -11,8 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"gatehouse/internal/apptest"
-	"gatehouse/internal/logbuf"
 	"io"
 	"math/big"
 	"net"
@@ -27,6 +25,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gatehouse/internal/apptest"
+	"gatehouse/internal/logbuf"
 
 	"gatehouse/authstore"
 	"gatehouse/config"
@@ -110,9 +111,9 @@ func newStack(t *testing.T, dir string) *stack {
 		t.Fatalf("example %s/gatehouse.yaml: %v", dir, err)
 	}
 	srv := gatehouseFromConfig(t, cfg)
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	t.Cleanup(func() { _ = hs.Close() })
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(gateway.GuardFraming(ln)) }()
+	t.Cleanup(func() { _ = srv.Close(); <-done })
 	return s
 }
 

@@ -6,15 +6,16 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"gatehouse/internal/logbuf"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"gatehouse/internal/logbuf"
 
 	"gatehouse/authstore"
 	"gatehouse/gateway"
@@ -406,7 +407,12 @@ func inProcessGateway(t *testing.T, st *authstore.Store, secret []byte, clk *clo
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
-	return &replica{t: t, name: "in-process", url: srv.URL, client: srv.Client(), logs: &logbuf.Buffer{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = gw.Serve(gateway.GuardFraming(ln)) }()
+	t.Cleanup(func() { _ = gw.Close(); <-done })
+	return &replica{t: t, name: "in-process", url: "http://" + ln.Addr().String(), client: &http.Client{}, logs: &logbuf.Buffer{}}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -137,16 +136,6 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 		defer stop()
 	}
 
-	srv := &http.Server{
-		Handler:           gw,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	// Shutdown waits for ordinary requests; WebSockets and event streams
-	// would hold it until its timeout, so they are told to close at once.
-	srv.RegisterOnShutdown(gw.CloseStreams)
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("server.listen: %w", err)
@@ -156,15 +145,15 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 		ready(ln.Addr().String())
 	}
 	errc := make(chan error, 1)
-	// The framing guard refuses requests whose length is ambiguous, which
-	// net/http would otherwise quietly reinterpret.
-	go func() { errc <- srv.Serve(gateway.GuardFraming(ln)) }()
+	// The framing guard refuses requests whose length is ambiguous on the
+	// wire, which a proxy in front might frame differently.
+	go func() { errc <- gw.Serve(gateway.GuardFraming(ln)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	return shutdown(srv, errc, live.cfg.Load().Server.ShutdownTimeout, gw.FlushAudit, log)
+	return shutdown(gw, errc, live.cfg.Load().Server.ShutdownTimeout, log)
 }
 
 // newMetrics builds the registry the metrics listener serves: the Go and
@@ -199,10 +188,10 @@ func serveMetrics(listen string, reg *prometheus.Registry, bg *sync.WaitGroup, l
 }
 
 // shutdown stops accepting, lets in-flight requests finish within timeout,
-// then closes what is left and waits (at most 5 s) for flush, which writes
-// the last audit events before the caller closes the store. A second
+// then closes what is left and waits (at most 5 s) for the last audit
+// events to be written, before the caller closes the store. A second
 // SIGINT or SIGTERM closes at once.
-func shutdown(srv *http.Server, errc <-chan error, timeout time.Duration, flush func(context.Context) error, log *slog.Logger) error {
+func shutdown(gw *gateway.Server, errc <-chan error, timeout time.Duration, log *slog.Logger) error {
 	began := time.Now()
 	log.Info("shutting down: finishing in-flight requests", "timeout", timeout.String())
 	again := make(chan os.Signal, 1)
@@ -218,17 +207,16 @@ func shutdown(srv *http.Server, errc <-chan error, timeout time.Duration, flush 
 		case <-sctx.Done():
 		}
 	}()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("shutdown did not finish in time; closing remaining connections", "err", err)
-		_ = srv.Close()
+	if err := gw.Shutdown(sctx); err != nil {
+		log.Warn("shutdown did not finish in time; closed remaining connections", "err", err)
 	}
 	serveErr := <-errc
 	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer fcancel()
-	if err := flush(fctx); err != nil {
+	if err := gw.FlushAudit(fctx); err != nil {
 		log.Warn("shutting down: audit events may be lost", "err", err)
 	}
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+	if serveErr != nil {
 		return fmt.Errorf("serve: %w", serveErr)
 	}
 	log.Info("stopped", "after", time.Since(began).Round(time.Millisecond).String())

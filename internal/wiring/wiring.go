@@ -117,6 +117,7 @@ func Options(cfg *config.Config, st *authstore.Store, secret []byte, settings ga
 		PublicURL:       cfg.Server.PublicURL,
 		Upstream:        cfg.Upstream.URL,
 		UpstreamTimeout: cfg.Upstream.Timeout,
+		MaxHeaderBytes:  int(cfg.Server.MaxHeaderBytes),
 		Routes:          routes,
 		TrustedProxies:  cfg.Server.TrustedProxies,
 		Session: gateway.SessionSettings{
