@@ -59,7 +59,9 @@
 # NGINX_WORKERS (auto), NGINX_ACCESS_LOG_OPTS ("buffer=64k flush=1s"),
 # BENCH_GATEHOUSE_BIN (a prebuilt gatehouse binary instead of building
 # ./cmd/gatehouse), KEEP_WORK (set: keep the temp dir with the logs,
-# nginx configs and wrk output).
+# nginx configs and wrk output), PERF (a target name, e.g. auth: after the
+# measured rounds, one more run of that target under `perf record`, and the
+# symbols where its processes spent their CPU time).
 set -euo pipefail
 
 mode=${1:-load}
@@ -468,6 +470,22 @@ load_test() {
 			run_wrk "$target" "${url[$target]}" "${procs[$target]}" "$gh_pid" "${header[$target]:-}" >>"$work/res-$target"
 		done
 	done
+
+	if [[ -n ${PERF:-} ]]; then
+		# One extra, unmeasured run of target $PERF under perf, for where
+		# its CPU time goes (the measured rounds above ran without it).
+		[[ -n ${url[$PERF]:-} ]] || die "PERF=$PERF: no such target (${targets[*]})"
+		command -v perf >/dev/null || die "PERF is set but perf is not installed"
+		local perf_pids=${procs[$PERF]}
+		wrk -t"$THREADS" -c"$CONNS" ${header[$PERF]:+-H "${header[$PERF]}"} -d"$DURATION" "${url[$PERF]}" >/dev/null &
+		local perf_wrk=$!
+		perf record -q -F 999 -g -o "$work/perf.data" -p "${perf_pids// /,}" -- sleep "${DURATION%s}" 2>/dev/null || true
+		wait "$perf_wrk" || true
+		perf report -i "$work/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.7 -g none 2>/dev/null |
+			grep -v '^$' | head -60 >"$work/perf-$PERF.txt" || true
+		echo "perf, target $PERF (self time by symbol):" >&2
+		cat "$work/perf-$PERF.txt" >&2
+	fi
 
 	declare -A rps p50 p99 cpu
 	for target in "${targets[@]}"; do

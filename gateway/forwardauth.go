@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -189,8 +190,7 @@ func (s *Server) handleForwardAuth(c *fiber.Ctx) error {
 		s.log.Warn("forward-auth request refused", "reason", err.Error(), "ip", f.ip)
 		return s.refuseOriginal(c, o.dialect)
 	}
-	ctx, cancel := s.storeContext(c)
-	defer cancel()
+	ctx := context.Background() // the store is asked only on a cache miss, with its own bound
 	// Proxies drop the hop-by-hop Upgrade and Connection headers from the
 	// auth request more often than not, so Sec-WebSocket-Key counts too.
 	upgrade := len(h.Peek("Upgrade")) > 0 || len(h.Peek("Sec-Websocket-Key")) > 0

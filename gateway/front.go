@@ -19,9 +19,8 @@ func (s *Server) serveApp(c *fiber.Ctx, f *facts) string {
 		upgrade: f.upgrade,
 		header:  &c.Request().Header,
 	}
-	ctx, cancel := s.storeContext(c)
-	v := s.decide(ctx, f, q)
-	cancel()
+	// The store is asked only on a session-cache miss, with its own bound.
+	v := s.decide(context.Background(), f, q)
 	switch v.outcome {
 	case outcomeRefused:
 		_ = s.fail(c, http.StatusBadRequest, "bad_request", "")

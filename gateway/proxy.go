@@ -205,7 +205,7 @@ func (s *Server) forward(c *fiber.Ctx, f *facts, id *identity) {
 // isEventStream reports a request for a server-sent event stream.
 func isEventStream(h *fasthttp.RequestHeader) bool {
 	for _, v := range h.PeekAll("Accept") {
-		if strings.Contains(string(v), "text/event-stream") {
+		if bytes.Contains(v, []byte("text/event-stream")) {
 			return true
 		}
 	}

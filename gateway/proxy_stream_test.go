@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -310,5 +311,45 @@ func TestAbortedResponseIsStillLogged(t *testing.T) {
 			t.Fatalf("no access log line for the aborted request; lines: %v", logs.requestLines())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLongPollIsCancelledWhenClientLeaves: a request the app has not
+// answered yet (a long-poll) does not hold its upstream connection after
+// the client hung up: the gateway notices the close on the client's socket
+// (through the framing guard) and closes the upstream connection.
+func TestLongPollIsCancelledWhenClientLeaves(t *testing.T) {
+	h := newHarness(t)
+	started := make(chan struct{}, 1)
+	cancelled := make(chan time.Time, 1)
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			cancelled <- time.Now()
+		case <-time.After(30 * time.Second):
+			_, _ = io.WriteString(w, "too late")
+		}
+	}
+	b := h.browser()
+	b.signIn("lou@example.com", "/")
+	c, err := net.Dial("tcp", strings.TrimPrefix(h.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "GET /poll HTTP/1.1\r\nHost: "+strings.TrimPrefix(h.URL, "http://")+"\r\nCookie: "+h.srv.cookie+"="+b.sessionCookie()+"\r\n\r\n")
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the app never got the request")
+	}
+	time.Sleep(200 * time.Millisecond)
+	left := time.Now()
+	_ = c.Close()
+	select {
+	case at := <-cancelled:
+		t.Logf("the app saw its request cancelled %v after the client left", at.Sub(left))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the app's request is still open 5s after the client left")
 	}
 }

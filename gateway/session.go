@@ -226,6 +226,10 @@ func (s *Server) authenticate(ctx context.Context, token string) (identity, erro
 }
 
 func (s *Server) loadSession(ctx context.Context, h [sha256.Size]byte, now time.Time) (*cachedSession, error) {
+	// The bound is set here, not per request: a warm request never asks
+	// the store, and should not pay for a timer it does not use.
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	sess, err := s.store.SessionByTokenHash(ctx, h[:])
 	if errors.Is(err, authstore.ErrNotFound) {
 		s.sessions.deleteHash(h)

@@ -22,6 +22,7 @@ import (
 	"gatehouse/authstore"
 	"gatehouse/config"
 	"gatehouse/gateway"
+	"gatehouse/internal/logwriter"
 	"gatehouse/internal/wiring"
 )
 
@@ -33,6 +34,10 @@ func loadConfig(path string, environ []string) (*config.Config, error) {
 	}
 	return cfg, nil
 }
+
+// logDelay is how late a log line may be written: long enough to batch a
+// busy second's access log into a few writes, short enough to watch.
+const logDelay = 100 * time.Millisecond
 
 // newLogger builds the process logger. Its level is level, which a config
 // reload may change; the format is fixed for the life of the process.
@@ -60,7 +65,11 @@ func (e *env) serve(ctx context.Context, path string) error {
 func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, ready func(addr string)) error {
 	level := new(slog.LevelVar)
 	level.Set(cfg.Log.Level)
-	log := newLogger(cfg.Log.Format, level, e.stderr)
+	// Lines are written in batches, at most logDelay late: one write per
+	// access log line would cost more than the request it records.
+	lw := logwriter.New(e.stderr, logDelay, 0)
+	defer func() { _ = lw.Close() }()
+	log := newLogger(cfg.Log.Format, level, lw)
 	if cfg.Mail.Driver == "log" {
 		log.Warn("mail driver is 'log': sign-in codes are printed to the console, not mailed. Development only.")
 	}
