@@ -7,6 +7,8 @@
 #                             direct upstream (nginx return 200)
 #                             nginx proxy_pass to it (upstream keepalive)
 #                             bare httputil.ReverseProxy (bench/bareproxy)
+#                             bare fasthttp proxy (bench/bareproxy
+#                               -engine fasthttp: the engine's floor)
 #                             Gatehouse, public path
 #                             Gatehouse, signed in (warm session cookie)
 #                             same, Gatehouse's access log off
@@ -433,6 +435,12 @@ load_test() {
 	pids+=($!)
 	local bare_pid=$!
 	wait_http "http://127.0.0.1:$bare_port/" "$work/bareproxy.log"
+	local fast_port
+	free_port fast_port
+	"$work/bin/bareproxy" -engine fasthttp -listen "127.0.0.1:$fast_port" -upstream "$nginx_up" 2>"$work/fastproxy.log" &
+	pids+=($!)
+	local fast_pid=$!
+	wait_http "http://127.0.0.1:$fast_port/" "$work/fastproxy.log"
 	# A second Gatehouse without the access log shows what the log costs.
 	start_gatehouse nolog "$nginx_up" warn
 	nolog_url=$gh_url nolog_pid=$gh_pid
@@ -448,10 +456,11 @@ load_test() {
 	up_procs=$(nginx_procs "$nginx_up_pid")
 	front_procs=$(nginx_procs "$nginx_front_pid")
 	declare -A url header procs
-	procs=([direct]=$up_procs [nginx]=$front_procs [bare]=$bare_pid [public]=$gh_pid [auth]=$gh_pid [nolog]=$nolog_pid [fa]="$front_procs $gh_pid")
+	procs=([direct]=$up_procs [nginx]=$front_procs [bare]=$bare_pid [fast]=$fast_pid [public]=$gh_pid [auth]=$gh_pid [nolog]=$nolog_pid [fa]="$front_procs $gh_pid")
 	url[direct]="$nginx_up/"
 	url[nginx]="$nginx_px/"
 	url[bare]="http://127.0.0.1:$bare_port/"
+	url[fast]="http://127.0.0.1:$fast_port/"
 	url[public]="$gh_url/public/x"
 	url[auth]="$gh_url/app"
 	header[auth]="Cookie: $cookie"
@@ -459,7 +468,7 @@ load_test() {
 	header[nolog]="Cookie: $nolog_cookie"
 	url[fa]="$nginx_fa/app"
 	header[fa]="Cookie: $cookie"
-	local targets=(direct nginx bare public auth nolog fa)
+	local targets=(direct nginx bare fast public auth nolog fa)
 	for target in "${targets[@]}"; do
 		[[ $(curl -s -o /dev/null -w '%{http_code}' ${header[$target]:+-H "${header[$target]}"} "${url[$target]}") == 200 ]] ||
 			die "$target: ${url[$target]} does not answer 200"
@@ -501,6 +510,7 @@ load_test() {
 		[direct]="direct upstream (nginx)"
 		[nginx]="nginx proxy_pass"
 		[bare]="bare ReverseProxy"
+		[fast]="bare fasthttp proxy"
 		[public]="Gatehouse, public path"
 		[auth]="Gatehouse, signed in"
 		[nolog]="same, access log off"
