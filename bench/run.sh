@@ -15,6 +15,10 @@
 #                             nginx auth_request -> Gatehouse
 #                               /.gatehouse/auth -> nginx upstream (the
 #                               forward-auth deployment, signed in)
+#                             nginx auth_request -> nginx "return 200"
+#                               (the same config with an auth endpoint
+#                               that costs nothing: the most any
+#                               forward-auth server can reach)
 #   bench/run.sh bodies     1 GiB upload and 1 GiB download through Gatehouse
 #                           with curl (to bench/upstream), checking every
 #                           byte and the memory
@@ -212,6 +216,11 @@ start_nginx_upstream() {
     access_log off;
     server {
         listen 127.0.0.1:$nginx_up_port;
+        # The auth endpoint of the forward-auth floor: allows everything,
+        # with an empty answer (what Gatehouse's 200 is too).
+        location = /.gatehouse/auth {
+            return 200;
+        }
         location / {
             default_type text/plain;
             add_header X-Seen-Email \$http_x_auth_request_email;
@@ -232,11 +241,15 @@ EOF
 # proxy_pass server block (nginx_px) and the forward-auth one (nginx_fa)
 # built from examples/nginx/.
 start_nginx_front() {
-	local gh_port=$1 dir=$work/nginx/front px_port fa_port
+	local gh_port=$1 dir=$work/nginx/front px_port fa_port floor_port
 	free_port px_port
 	free_port fa_port
+	free_port floor_port
 	mkdir -p "$dir"
 	cp -r examples/nginx/snippets "$dir/snippets"
+	# The floor asks the upstream nginx instead of Gatehouse.
+	mkdir -p "$dir/snippets-floor"
+	sed 's|proxy_pass http://gatehouse;|proxy_pass http://app;|' examples/nginx/snippets/gatehouse-location.conf >"$dir/snippets-floor/gatehouse-location.conf"
 	{
 		nginx_main front
 		echo "http {"
@@ -286,6 +299,24 @@ EOF
             proxy_set_header X-Forwarded-Host \$http_host;
         }
     }
+    # The same forward auth against an auth endpoint that costs nothing
+    # (the upstream nginx's "return 200"): the most any forward-auth
+    # server can reach behind this nginx.
+    server {
+        listen 127.0.0.1:$floor_port;
+        include snippets-floor/gatehouse-location.conf;
+        location / {
+            include snippets/gatehouse-authrequest.conf;
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$http_host;
+        }
+    }
 }
 EOF
 	} >"$dir/nginx.conf"
@@ -294,8 +325,10 @@ EOF
 	nginx_front_pid=$ngx_pid
 	nginx_px="http://127.0.0.1:$px_port"
 	nginx_fa="http://127.0.0.1:$fa_port"
+	nginx_floor="http://127.0.0.1:$floor_port"
 	wait_http "$nginx_px/" "$work/nginx/front/error.log"
 	wait_http "$nginx_fa/" "$work/nginx/front/error.log"
+	wait_http "$nginx_floor/" "$work/nginx/front/error.log"
 }
 
 # start_gatehouse NAME UPSTREAM [LOG_LEVEL] starts a Gatehouse with its own
@@ -456,7 +489,7 @@ load_test() {
 	up_procs=$(nginx_procs "$nginx_up_pid")
 	front_procs=$(nginx_procs "$nginx_front_pid")
 	declare -A url header procs
-	procs=([direct]=$up_procs [nginx]=$front_procs [bare]=$bare_pid [fast]=$fast_pid [public]=$gh_pid [auth]=$gh_pid [nolog]=$nolog_pid [fa]="$front_procs $gh_pid")
+	procs=([direct]=$up_procs [nginx]=$front_procs [bare]=$bare_pid [fast]=$fast_pid [public]=$gh_pid [auth]=$gh_pid [nolog]=$nolog_pid [fa]="$front_procs $gh_pid" [floor]=$front_procs)
 	url[direct]="$nginx_up/"
 	url[nginx]="$nginx_px/"
 	url[bare]="http://127.0.0.1:$bare_port/"
@@ -467,8 +500,9 @@ load_test() {
 	url[nolog]="$nolog_url/app"
 	header[nolog]="Cookie: $nolog_cookie"
 	url[fa]="$nginx_fa/app"
+	url[floor]="$nginx_floor/app"
 	header[fa]="Cookie: $cookie"
-	local targets=(direct nginx bare fast public auth nolog fa)
+	local targets=(direct nginx bare fast public auth nolog fa floor)
 	for target in "${targets[@]}"; do
 		[[ $(curl -s -o /dev/null -w '%{http_code}' ${header[$target]:+-H "${header[$target]}"} "${url[$target]}") == 200 ]] ||
 			die "$target: ${url[$target]} does not answer 200"
@@ -515,6 +549,7 @@ load_test() {
 		[auth]="Gatehouse, signed in"
 		[nolog]="same, access log off"
 		[fa]="nginx auth_request + Gatehouse"
+		[floor]="nginx auth_request, no-op auth"
 	)
 	echo
 	echo "wrk -t$THREADS -c$CONNS -d$DURATION, median of $ROUNDS interleaved rounds, $(nproc) CPUs shared by wrk and the servers, $(go env GOVERSION), $(nginx -v 2>&1 | sed 's/.*: //'), nginx worker_processes $NGINX_WORKERS"
