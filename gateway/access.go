@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
+
+	"gatehouse/email"
 )
 
 // Policy says what a request needs to pass.
@@ -252,13 +254,13 @@ func compileHost(h string) (hostMatcher, error) {
 	return hostMatcher{name: name, wildcard: wildcard}, nil
 }
 
-// compileAllowList canonicalises addresses with ParseAddress and domains
+// compileAllowList canonicalises addresses with email.Parse and domains
 // with IDNA, so that they compare equal to signed-in addresses.
 func compileAllowList(emails, domains []string) (allowList, error) {
 	var l allowList
 	var errs []error
 	for _, e := range emails {
-		a, err := ParseAddress(e)
+		a, err := email.Parse(e)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("emails: %q: %w", e, err))
 			continue
@@ -283,7 +285,7 @@ func canonicalDomainPattern(d string) (string, error) {
 	if sub {
 		d = d[2:]
 	}
-	ascii, err := canonicalDomain(d)
+	ascii, err := email.CanonicalDomain(d)
 	if err != nil {
 		return "", err
 	}
@@ -405,7 +407,7 @@ type Decision struct {
 // Permits reports whether a signed-in email may pass: true when the
 // decision has no email/domain restriction, otherwise only for a listed
 // address or domain. It is false for an empty email and for PolicyDeny.
-// email is expected in canonical form (ParseAddress); case is ignored.
+// email is expected in canonical form (email.Parse); case is ignored.
 func (d Decision) Permits(email string) bool {
 	if email == "" || d.Policy == PolicyDeny {
 		return false
@@ -427,9 +429,9 @@ type Signup struct {
 	Domains []string
 }
 
-// Allows reports whether email (a ParseAddress result) may sign in.
-func (s Signup) Allows(email string) bool {
-	if email == "" {
+// Allows reports whether addr (an email.Parse result) may sign in.
+func (s Signup) Allows(addr string) bool {
+	if addr == "" {
 		return false
 	}
 	if s.Open {
@@ -437,7 +439,7 @@ func (s Signup) Allows(email string) bool {
 	}
 	var l allowList
 	for _, e := range s.Emails {
-		if a, err := ParseAddress(e); err == nil {
+		if a, err := email.Parse(e); err == nil {
 			l.emails = append(l.emails, a)
 		}
 	}
@@ -446,7 +448,7 @@ func (s Signup) Allows(email string) bool {
 			l.domains = append(l.domains, c)
 		}
 	}
-	return l.permits(email)
+	return l.permits(addr)
 }
 
 // isToken reports whether s is an RFC 9110 token, the syntax of a method.

@@ -11,22 +11,23 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"gatehouse/email"
 	"gatehouse/pages"
 )
 
 func (s *Server) handleLoginPage(c *fiber.Ctx) error {
 	rs := s.settings()
 	rd := rs.redirects.Safe(c.Query("rd"))
-	email := ""
-	if e, err := ParseAddress(c.Query("email")); err == nil {
-		email = e
+	addr := ""
+	if e, err := email.Parse(c.Query("email")); err == nil {
+		addr = e
 	}
 	notice := ""
 	if c.Query("notice") == "signed_out" {
 		notice = "login.signed_out"
 	}
 	return s.render(c, http.StatusOK, func(b pages.Base, buf *bytes.Buffer) error {
-		return rs.Pages.Login(buf, pages.LoginView{Base: b, Email: email, RD: rd, Notice: notice})
+		return rs.Pages.Login(buf, pages.LoginView{Base: b, Email: addr, RD: rd, Notice: notice})
 	})
 }
 
@@ -35,7 +36,7 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	rs := s.settings()
 	rd := rs.redirects.Safe(c.FormValue("rd"))
 	raw := c.FormValue("email")
-	email, err := ParseAddress(raw)
+	addr, err := email.Parse(raw)
 	if err != nil {
 		return s.render(c, http.StatusBadRequest, func(b pages.Base, buf *bytes.Buffer) error {
 			return rs.Pages.Login(buf, pages.LoginView{Base: b, Email: raw, RD: rd, Error: "login.invalid_email"})
@@ -44,16 +45,16 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	resend := c.FormValue("resend") != ""
-	sent, err := s.requestCode(ctx, email, rd, resend, s.clientOf(c))
+	sent, err := s.requestCode(ctx, addr, rd, resend, s.clientOf(c))
 	if errors.Is(err, errResendTooEarly) {
 		// The page counts the cooldown down, but without its script a
 		// visitor can ask too early: say so instead of claiming a new code
 		// went out.
-		return s.renderCode(c, http.StatusTooManyRequests, email, rd, errResendTooEarly.Error(), "code.sent", sent.ResendIn)
+		return s.renderCode(c, http.StatusTooManyRequests, addr, rd, errResendTooEarly.Error(), "code.sent", sent.ResendIn)
 	}
 	if errors.Is(err, errSendFailed) {
 		return s.render(c, http.StatusServiceUnavailable, func(b pages.Base, buf *bytes.Buffer) error {
-			return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: http.StatusServiceUnavailable, Kind: "send_failed", Email: email, RD: rd, RequestID: factsOf(c).reqID})
+			return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: http.StatusServiceUnavailable, Kind: "send_failed", Email: addr, RD: rd, RequestID: factsOf(c).reqID})
 		})
 	}
 	if err != nil {
@@ -63,7 +64,7 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	if resend {
 		notice = "code.resent"
 	}
-	return s.renderCode(c, http.StatusOK, email, rd, "", notice, sent.ResendIn)
+	return s.renderCode(c, http.StatusOK, addr, rd, "", notice, sent.ResendIn)
 }
 
 // resendWait is how many seconds remain before another code may be asked
@@ -99,7 +100,7 @@ func (s *Server) renderCode(c *fiber.Ctx, status int, email, rd, errKey, notice 
 func (s *Server) handleVerify(c *fiber.Ctx) error {
 	rs := s.settings()
 	rd := rs.redirects.Safe(c.FormValue("rd"))
-	email, err := ParseAddress(c.FormValue("email"))
+	addr, err := email.Parse(c.FormValue("email"))
 	if err != nil {
 		return s.render(c, http.StatusBadRequest, func(b pages.Base, buf *bytes.Buffer) error {
 			return rs.Pages.Login(buf, pages.LoginView{Base: b, RD: rd, Error: "login.invalid_email"})
@@ -107,13 +108,13 @@ func (s *Server) handleVerify(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	token, _, err := s.verifyCode(ctx, email, c.FormValue("code"), s.clientOf(c))
+	token, _, err := s.verifyCode(ctx, addr, c.FormValue("code"), s.clientOf(c))
 	if key, ok := userError(err); ok {
-		wait, werr := s.resendWait(ctx, rs, email)
+		wait, werr := s.resendWait(ctx, rs, addr)
 		if werr != nil {
 			return werr
 		}
-		return s.renderCode(c, http.StatusUnauthorized, email, rd, key, "", wait)
+		return s.renderCode(c, http.StatusUnauthorized, addr, rd, key, "", wait)
 	}
 	if err != nil {
 		return err
@@ -357,11 +358,11 @@ func (s *Server) apiCodeRequest(c *fiber.Ctx) (apiCodeIn, string, error) {
 	if err := c.BodyParser(&in); err != nil {
 		return in, "", s.jsonError(c, http.StatusBadRequest, "bad_request")
 	}
-	email, err := ParseAddress(in.Email)
+	addr, err := email.Parse(in.Email)
 	if err != nil {
 		return in, "", s.jsonError(c, http.StatusBadRequest, "invalid_email")
 	}
-	return in, email, nil
+	return in, addr, nil
 }
 
 // apiSend is the JSON "send me a code".

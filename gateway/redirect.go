@@ -118,6 +118,15 @@ func splitAuthority(s string) (host, port string, ok bool) {
 	return host, port, host != ""
 }
 
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
 func validPort(p string) bool {
 	if p == "" || len(p) > 5 || !isDigits(p) {
 		return false
