@@ -8,6 +8,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 
 	"gatehouse/email"
+	"gatehouse/safeurl"
 )
 
 // Policy says what a request needs to pass.
@@ -52,7 +53,7 @@ func (p Policy) String() string {
 // of Paths, its method one of Methods and its host one of Hosts.
 type Rule struct {
 	// Paths are doublestar globs matched, case-sensitively, against the
-	// CleanPath result; at least one is required ("/**" for every path).
+	// safeurl.CleanPath result; at least one is required ("/**" for every path).
 	// "**" spans segments, "*" does not. "/public/**" matches "/public",
 	// "/public/" and everything below, but not "/publicity" nor "/PUBLIC".
 	// A trailing slash on the request path is ignored when matching, so a
@@ -248,7 +249,7 @@ func compileHost(h string) (hostMatcher, error) {
 		name = name[1:] // keep the dot: ".example.com"
 	}
 	check := strings.TrimPrefix(name, ".")
-	if !isHostName(check) {
+	if !safeurl.IsHostName(check) {
 		return hostMatcher{}, fmt.Errorf("%q is not a host name or *.domain", h)
 	}
 	return hostMatcher{name: name, wildcard: wildcard}, nil
@@ -297,7 +298,7 @@ func canonicalDomainPattern(d string) (string, error) {
 
 // Decide returns the first matching rule's decision, or the default. host
 // is the request host (may include a port; it is stripped), method the
-// request method from the request line, path a CleanPath result. Nothing
+// request method from the request line, path a safeurl.CleanPath result. Nothing
 // else about the request takes part.
 //
 // A path with ";params" in a segment is also decided without them, as
@@ -462,39 +463,6 @@ func isToken(s string) bool {
 			continue
 		}
 		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
-// isHostName reports whether s is an ASCII host name (letters, digits,
-// hyphens, dots; labels of 1 to 63), an IPv4 address or a bracketed IPv6
-// literal. Unicode names must be given in their xn-- form.
-func isHostName(s string) bool {
-	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-		return len(s) > 2 && !strings.ContainsAny(s[1:len(s)-1], "[]/%")
-	}
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if !isLDHLabel(label) {
-			return false
-		}
-	}
-	return true
-}
-
-// isLDHLabel reports whether label is 1 to 63 letters, digits and hyphens,
-// neither starting nor ending with a hyphen.
-func isLDHLabel(label string) bool {
-	if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(label); i++ {
-		c := label[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
 			return false
 		}
 	}

@@ -3,6 +3,8 @@ package gateway
 import (
 	"strings"
 	"testing"
+
+	"gatehouse/safeurl"
 )
 
 // testRules covers one rule of each kind: a prefix, an exact path, a glob
@@ -26,7 +28,7 @@ func testAccess(t *testing.T) *Access {
 // outcome runs a raw request target through CleanPath and Decide, the way
 // the server does, and names the result: "400" or the policy.
 func outcome(a *Access, method, raw string) string {
-	p, err := CleanPath(raw)
+	p, err := safeurl.CleanPath(raw)
 	if err != nil {
 		return "400"
 	}

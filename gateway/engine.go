@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"gatehouse/forwarder"
+	"gatehouse/safeurl"
 )
 
 // defaultMaxHeaderBytes bounds the request line and headers when
@@ -104,7 +105,7 @@ func (s *Server) entry(c *fiber.Ctx) error {
 	if i := strings.IndexByte(string(uri), '?'); i >= 0 {
 		rawPath = uri[:i]
 	}
-	path, err := CleanPath(string(rawPath))
+	path, err := safeurl.CleanPath(string(rawPath))
 	if err != nil {
 		f.decision = "rejected"
 		return s.fail(c, http.StatusBadRequest, "bad_request", "")

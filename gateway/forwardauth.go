@@ -9,6 +9,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
+
+	"gatehouse/safeurl"
 )
 
 // dialect is the way a fronting proxy describes the request it asks about.
@@ -122,8 +124,8 @@ func (o *original) fill(scheme, authority, target string) error {
 		return badOriginal("scheme is not http or https")
 	}
 	authority = strings.ToLower(authority)
-	host, _, ok := splitAuthority(authority)
-	if !ok || !isHostName(host) {
+	host, _, ok := safeurl.SplitAuthority(authority)
+	if !ok || !safeurl.IsHostName(host) {
 		return badOriginal("host is not a host name with an optional port")
 	}
 	if target == "" || target[0] != '/' {
@@ -137,7 +139,7 @@ func (o *original) fill(scheme, authority, target string) error {
 		}
 	}
 	rawPath, _, _ := strings.Cut(target, "?")
-	p, err := CleanPath(rawPath)
+	p, err := safeurl.CleanPath(rawPath)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errBadOriginal, err)
 	}
@@ -146,6 +148,8 @@ func (o *original) fill(scheme, authority, target string) error {
 	o.url = scheme + "://" + authority + target
 	return nil
 }
+
+func isControlByte(c byte) bool { return c < 0x20 || c == 0x7f }
 
 // single returns the one value of header k and refuses a missing one or one
 // sent more than once: the proxies would not agree on which copy counts.

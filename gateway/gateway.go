@@ -25,6 +25,7 @@ import (
 	"gatehouse/forwarder"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/safeurl"
 )
 
 // Prefix is the reserved path prefix of Gatehouse's own endpoints.
@@ -153,7 +154,7 @@ const maxAuditWriters = 256
 type runtimeSettings struct {
 	Settings
 	access    *Access
-	redirects *Redirects
+	redirects *safeurl.Redirects
 	formCSP   string
 }
 
@@ -267,7 +268,7 @@ func (s *Server) Reload(st Settings) error {
 	rs := &runtimeSettings{
 		Settings:  st,
 		access:    access,
-		redirects: NewRedirects(s.publicURL, st.AllowedRedirectHosts),
+		redirects: safeurl.NewRedirects(s.publicURL, st.AllowedRedirectHosts),
 		formCSP:   formActionSources(s.origin, st.AllowedRedirectHosts),
 	}
 	s.cur.Store(rs)

@@ -21,6 +21,7 @@ import (
 	"gatehouse/authstore"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/safeurl"
 )
 
 // pathRules has one public rule of every kind (prefix glob, exact path,
@@ -130,7 +131,7 @@ func TestPathSpellingsNeverBypassRules(t *testing.T) {
 		if i := strings.IndexByte(raw, '?'); i >= 0 {
 			raw = raw[:i]
 		}
-		clean, err := CleanPath(raw)
+		clean, err := safeurl.CleanPath(raw)
 		if err != nil {
 			t.Errorf("%q reached the upstream as %q, which the gateway itself refuses", target, raw)
 			continue
@@ -371,7 +372,7 @@ func FuzzForwardedPublicPath(f *testing.F) {
 			return
 		}
 		sent := got.EscapedPath()
-		clean, err := CleanPath(sent)
+		clean, err := safeurl.CleanPath(sent)
 		if err != nil {
 			t.Fatalf("%q reached the upstream as %q, which CleanPath refuses: %v", target, sent, err)
 		}
