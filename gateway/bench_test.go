@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
+	"gatehouse/access"
 	"gatehouse/authstore"
 	"gatehouse/mailer"
 	"gatehouse/pages"
@@ -88,9 +89,9 @@ func benchServer(tb testing.TB, up *url.URL, logger bool, edit func(*Options)) (
 		Upstream:  up,
 		Session:   SessionSettings{CookieName: "gatehouse_session", Lifetime: 168 * time.Hour, IdleTimeout: 24 * time.Hour},
 		Settings: Settings{
-			Rules:         []Rule{{Paths: []string{"/public/**"}, Policy: PolicyPublic}},
-			DefaultPolicy: PolicyAuthenticated,
-			Signup:        Signup{Open: true},
+			Rules:         []access.Rule{{Paths: []string{"/public/**"}, Policy: access.PolicyPublic}},
+			DefaultPolicy: access.PolicyAuthenticated,
+			Signup:        access.Signup{Open: true},
 			OTP: OTPSettings{Length: 6, TTL: 5 * time.Minute, MaxAttempts: 5, MaxFailuresPerHour: 100,
 				RateWindow: 15 * time.Minute, PerAddress: 5, PerIP: 30},
 			Mailer: mailer.NewLog(io.Discard),

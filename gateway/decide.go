@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"gatehouse/access"
 )
 
 // question is a request as the decision sees it. Proxy mode fills it from
@@ -72,10 +74,10 @@ func (s *Server) decide(ctx context.Context, f *facts, q question) verdict {
 	}
 	ua := string(q.header.UserAgent())
 	switch d.Policy {
-	case PolicyDeny:
+	case access.PolicyDeny:
 		s.recordEvent(f.ip, ua, "access.denied", "", "denied", "rule")
 		return verdict{outcome: outcomeDenied}
-	case PolicyPublic:
+	case access.PolicyPublic:
 		return verdict{outcome: outcomePublic}
 	}
 	id, err := s.authenticate(ctx, string(q.header.Cookie(s.cookie)))
@@ -112,7 +114,7 @@ var methodOverrides = map[string]bool{
 // that the rules decide differently from the request's own: the upstream
 // might run that method, so the request is refused rather than decided on a
 // method it may not be.
-func overrideConflicts(a *Access, q question, d Decision) bool {
+func overrideConflicts(a *access.Decider, q question, d access.Decision) bool {
 	conflict := false
 	q.header.VisitAll(func(k, v []byte) {
 		if conflict || !isMethodOverride(k) {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"gatehouse/access"
 	"gatehouse/forwarder"
 	"gatehouse/mailer"
 	"gatehouse/pages"
@@ -67,9 +68,9 @@ type OTPSettings struct {
 // Settings are the parts of the configuration that can change while the
 // server runs (see Server.Reload).
 type Settings struct {
-	Rules                []Rule
-	DefaultPolicy        Policy
-	Signup               Signup
+	Rules                []access.Rule
+	DefaultPolicy        access.Policy
+	Signup               access.Signup
 	AllowedRedirectHosts []string
 	OTP                  OTPSettings
 	Mailer               Mailer
@@ -153,7 +154,7 @@ const maxAuditWriters = 256
 // runtimeSettings is Settings compiled for use on the hot path.
 type runtimeSettings struct {
 	Settings
-	access    *Access
+	access    *access.Decider
 	redirects *safeurl.Redirects
 	formCSP   string
 }
@@ -255,7 +256,7 @@ func (s *Server) Reload(st Settings) error {
 		st.OTP.PerAddress < 1 || st.OTP.PerIP < 1 || st.OTP.MaxFailuresPerHour < 1 {
 		errs = append(errs, errors.New("otp settings are incomplete"))
 	}
-	access, err := NewAccess(st.Rules, st.DefaultPolicy)
+	decider, err := access.Compile(st.Rules, st.DefaultPolicy)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -267,7 +268,7 @@ func (s *Server) Reload(st Settings) error {
 	}
 	rs := &runtimeSettings{
 		Settings:  st,
-		access:    access,
+		access:    decider,
 		redirects: safeurl.NewRedirects(s.publicURL, st.AllowedRedirectHosts),
 		formCSP:   formActionSources(s.origin, st.AllowedRedirectHosts),
 	}

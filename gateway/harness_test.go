@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"gatehouse/internal/apptest"
-
+	"gatehouse/access"
 	"gatehouse/authstore"
+	"gatehouse/internal/apptest"
 	"gatehouse/internal/smtptest"
 	"gatehouse/mailer"
 	"gatehouse/pages"
@@ -42,11 +42,11 @@ func defaultSettings(t *testing.T, m Mailer) Settings {
 		t.Fatal(err)
 	}
 	return Settings{
-		Rules: []Rule{
-			{Paths: []string{"/public/**"}, Policy: PolicyPublic},
+		Rules: []access.Rule{
+			{Paths: []string{"/public/**"}, Policy: access.PolicyPublic},
 		},
-		DefaultPolicy: PolicyAuthenticated,
-		Signup:        Signup{Open: true},
+		DefaultPolicy: access.PolicyAuthenticated,
+		Signup:        access.Signup{Open: true},
 		OTP: OTPSettings{
 			Length: 6, TTL: 5 * time.Minute, MaxAttempts: 5, ResendCooldown: 0,
 			MaxFailuresPerHour: 100, RateWindow: 15 * time.Minute, PerAddress: 5, PerIP: 30,

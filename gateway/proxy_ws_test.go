@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"gatehouse/access"
 )
 
 // wsEcho makes the harness upstream a WebSocket server: it negotiates the
@@ -173,10 +175,10 @@ func TestWebSocketCloseFromEitherSide(t *testing.T) {
 
 func TestWebSocketUpgradeIsDecidedLikeAnyRequest(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Settings.Rules = []Rule{
-			{Paths: []string{"/public/**"}, Policy: PolicyPublic},
-			{Paths: []string{"/internal/**"}, Policy: PolicyDeny},
-			{Paths: []string{"/admin/**"}, Policy: PolicyAuthenticated, Emails: []string{"root@example.com"}},
+		o.Settings.Rules = []access.Rule{
+			{Paths: []string{"/public/**"}, Policy: access.PolicyPublic},
+			{Paths: []string{"/internal/**"}, Policy: access.PolicyDeny},
+			{Paths: []string{"/admin/**"}, Policy: access.PolicyAuthenticated, Emails: []string{"root@example.com"}},
 		}
 		o.Settings.AllowedRedirectHosts = []string{"app.example.com"}
 	})

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	xhtml "golang.org/x/net/html"
+
+	"gatehouse/access"
 )
 
 // markupProblems parses a page as a browser would and lists what a
@@ -108,7 +110,7 @@ func checkPageHeaders(t *testing.T, name string, r response) string {
 
 func TestSignInPagesCarrySecurityHeaders(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Settings.Rules = append(o.Settings.Rules, Rule{Paths: []string{"/internal/**"}, Policy: PolicyDeny})
+		o.Settings.Rules = append(o.Settings.Rules, access.Rule{Paths: []string{"/internal/**"}, Policy: access.PolicyDeny})
 	})
 	b := h.browser()
 	pages := map[string]func() response{
@@ -172,7 +174,7 @@ var nonceAttrRE = regexp.MustCompile(`<script[^>]*\snonce="([^"]*)"`)
 
 func TestReflectedValuesAreEscaped(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Settings.Rules = append(o.Settings.Rules, Rule{Paths: []string{"/internal/**"}, Policy: PolicyDeny})
+		o.Settings.Rules = append(o.Settings.Rules, access.Rule{Paths: []string{"/internal/**"}, Policy: access.PolicyDeny})
 	})
 	// The checker itself must see an injection when there is one.
 	for _, injected := range []string{`<p><img src=x onerror=alert(1)></p>`, `<input value='' onmouseover='alert(1)'>`, `<script>alert(1)</script>`, `<a href="javascript:alert(1)">`} {

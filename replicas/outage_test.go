@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"gatehouse/internal/logbuf"
-
+	"gatehouse/access"
 	"gatehouse/authstore"
 	"gatehouse/gateway"
+	"gatehouse/internal/logbuf"
 	"gatehouse/mailer"
 	"gatehouse/pages"
 )
@@ -390,8 +390,8 @@ func inProcessGateway(t *testing.T, st *authstore.Store, secret []byte, clk *clo
 			CookieName: sessionCookie, Lifetime: 24 * time.Hour, IdleTimeout: 24 * time.Hour,
 		},
 		Settings: gateway.Settings{
-			DefaultPolicy: gateway.PolicyAuthenticated,
-			Signup:        gateway.Signup{Open: true},
+			DefaultPolicy: access.PolicyAuthenticated,
+			Signup:        access.Signup{Open: true},
 			OTP: gateway.OTPSettings{
 				Length: 6, TTL: 5 * time.Minute, MaxAttempts: 5, MaxFailuresPerHour: 100,
 				RateWindow: 15 * time.Minute, PerAddress: 5, PerIP: 30,

@@ -1,4 +1,6 @@
-package gateway
+// Package access compiles the access rules once and decides which policy
+// a request's host, method and path fall under.
+package access
 
 import (
 	"errors"
@@ -53,7 +55,8 @@ func (p Policy) String() string {
 // of Paths, its method one of Methods and its host one of Hosts.
 type Rule struct {
 	// Paths are doublestar globs matched, case-sensitively, against the
-	// safeurl.CleanPath result; at least one is required ("/**" for every path).
+	// safeurl.CleanPath result; at least one is required ("/**" for every
+	// path).
 	// "**" spans segments, "*" does not. "/public/**" matches "/public",
 	// "/public/" and everything below, but not "/publicity" nor "/PUBLIC".
 	// A trailing slash on the request path is ignored when matching, so a
@@ -79,8 +82,8 @@ type Rule struct {
 	Domains []string
 }
 
-// Access holds the compiled access rules.
-type Access struct {
+// Decider holds the compiled access rules.
+type Decider struct {
 	rules []compiledRule
 	def   Policy
 }
@@ -155,14 +158,14 @@ func (l allowList) permits(email string) bool {
 	return false
 }
 
-// NewAccess compiles rules, checked in order (first match wins), with def
+// Compile compiles rules, checked in order (first match wins), with def
 // as the policy when none matches. Every problem is reported, naming the
 // rule by its index.
-func NewAccess(rules []Rule, def Policy) (*Access, error) {
+func Compile(rules []Rule, def Policy) (*Decider, error) {
 	if !validPolicy(def) {
 		return nil, fmt.Errorf("access default: unknown policy %d", int(def))
 	}
-	a := &Access{def: def, rules: make([]compiledRule, 0, len(rules))}
+	a := &Decider{def: def, rules: make([]compiledRule, 0, len(rules))}
 	var errs []error
 	for i, r := range rules {
 		c, err := compileRule(r)
@@ -298,14 +301,14 @@ func canonicalDomainPattern(d string) (string, error) {
 
 // Decide returns the first matching rule's decision, or the default. host
 // is the request host (may include a port; it is stripped), method the
-// request method from the request line, path a safeurl.CleanPath result. Nothing
-// else about the request takes part.
+// request method from the request line, path a safeurl.CleanPath result.
+// Nothing else about the request takes part.
 //
 // A path with ";params" in a segment is also decided without them, as
 // Tomcat, Jetty and others route it ("/internal;x/y" is "/internal/y"
 // there); when the two decisions come from different rules the request is
 // denied rather than guessed.
-func (a *Access) Decide(host, method, path string) Decision {
+func (a *Decider) Decide(host, method, path string) Decision {
 	host = hostOnly(host)
 	d := a.decide(host, method, path)
 	if strings.IndexByte(path, ';') >= 0 {
@@ -331,7 +334,7 @@ func stripPathParams(path string) string {
 	return b.String()
 }
 
-func (a *Access) decide(host, method, path string) Decision {
+func (a *Decider) decide(host, method, path string) Decision {
 	trimmed := path
 	if len(path) > 1 && path[len(path)-1] == '/' {
 		trimmed = path[:len(path)-1]
@@ -397,7 +400,7 @@ func hostOnly(host string) string {
 	return strings.TrimSuffix(host, ".")
 }
 
-// Decision is the outcome of Access.Decide.
+// Decision is the outcome of Decider.Decide.
 type Decision struct {
 	Policy Policy
 	// Rule is the index of the matching rule, -1 for the default.
