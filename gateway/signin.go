@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"gatehouse/authstore"
+	"gatehouse/clientip"
 	"gatehouse/mailer"
 	"gatehouse/pages"
 )
@@ -107,7 +108,7 @@ func (s *Server) maySend(ctx context.Context, rs *runtimeSettings, email string,
 			return false, "cooldown", nil
 		}
 	}
-	perIP, err := s.store.Hit(ctx, "send:ip:"+rateKey(c.IP), rs.OTP.RateWindow, now)
+	perIP, err := s.store.Hit(ctx, "send:ip:"+clientip.RateKey(c.IP), rs.OTP.RateWindow, now)
 	if err != nil {
 		return false, "", fmt.Errorf("rate limit: %w", err)
 	}
