@@ -19,6 +19,7 @@ import (
 
 	"gatehouse/access"
 	"gatehouse/authstore"
+	"gatehouse/framing"
 	"gatehouse/mailer"
 	"gatehouse/pages"
 )
@@ -142,7 +143,7 @@ func BenchmarkHotPath(b *testing.B) {
 	gw, cookie := benchServer(b, up, true, nil)
 	ln := fasthttputil.NewInmemoryListener()
 	done := make(chan struct{})
-	go func() { defer close(done); _ = gw.Serve(GuardFraming(ln)) }()
+	go func() { defer close(done); _ = gw.Serve(framing.Guard(ln)) }()
 	b.Cleanup(func() { _ = gw.Close(); <-done })
 	viaGateway := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }, MaxConnsPerHost: 1024}
 	direct := &fasthttp.Client{MaxConnsPerHost: 1024}

@@ -15,6 +15,7 @@ import (
 
 	"gatehouse/access"
 	"gatehouse/authstore"
+	"gatehouse/framing"
 	"gatehouse/internal/apptest"
 	"gatehouse/internal/smtptest"
 	"gatehouse/mailer"
@@ -101,7 +102,7 @@ func serveOn(t testing.TB, srv *Server, ln net.Listener) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = srv.Serve(GuardFraming(ln))
+		_ = srv.Serve(framing.Guard(ln))
 	}()
 	t.Cleanup(func() {
 		_ = srv.Close()

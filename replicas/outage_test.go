@@ -17,6 +17,7 @@ import (
 
 	"gatehouse/access"
 	"gatehouse/authstore"
+	"gatehouse/framing"
 	"gatehouse/gateway"
 	"gatehouse/internal/logbuf"
 	"gatehouse/mailer"
@@ -412,7 +413,7 @@ func inProcessGateway(t *testing.T, st *authstore.Store, secret []byte, clk *clo
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { defer close(done); _ = gw.Serve(gateway.GuardFraming(ln)) }()
+	go func() { defer close(done); _ = gw.Serve(framing.Guard(ln)) }()
 	t.Cleanup(func() { _ = gw.Close(); <-done })
 	return &replica{t: t, name: "in-process", url: "http://" + ln.Addr().String(), client: &http.Client{}, logs: &logbuf.Buffer{}}
 }
