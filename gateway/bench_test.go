@@ -22,6 +22,7 @@ import (
 	"gatehouse/framing"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/session"
 )
 
 // The benchmarks compare Gatehouse with a bare httputil.ReverseProxy and
@@ -88,7 +89,7 @@ func benchServer(tb testing.TB, up *url.URL, logger bool, edit func(*Options)) (
 	opts := Options{
 		PublicURL: pub,
 		Upstream:  up,
-		Session:   SessionSettings{CookieName: "gatehouse_session", Lifetime: 168 * time.Hour, IdleTimeout: 24 * time.Hour},
+		Session:   session.Settings{CookieName: "gatehouse_session", Lifetime: 168 * time.Hour, IdleTimeout: 24 * time.Hour},
 		Settings: Settings{
 			Rules:         []access.Rule{{Paths: []string{"/public/**"}, Policy: access.PolicyPublic}},
 			DefaultPolicy: access.PolicyAuthenticated,
@@ -113,7 +114,7 @@ func benchServer(tb testing.TB, up *url.URL, logger bool, edit func(*Options)) (
 	if err != nil {
 		tb.Fatal(err)
 	}
-	token, _, err := s.newSession(ctx, "bench@example.com", "127.0.0.1", "bench")
+	token, _, err := s.sessions.Start(ctx, "bench@example.com", "127.0.0.1", "bench")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"gatehouse/access"
+	"gatehouse/session"
 )
 
 // question is a request as the decision sees it. Proxy mode fills it from
@@ -41,7 +42,7 @@ const (
 // verdict is the decision and the principal it rests on.
 type verdict struct {
 	outcome ruling
-	id      identity // set for outcomeAllowed and outcomeForbidden
+	id      session.Identity // set for outcomeAllowed and outcomeForbidden
 }
 
 // label is the decision's name in the access log and metrics.
@@ -80,9 +81,9 @@ func (s *Server) decide(ctx context.Context, f *facts, q question) verdict {
 	case access.PolicyPublic:
 		return verdict{outcome: outcomePublic}
 	}
-	id, err := s.authenticate(ctx, string(q.header.Cookie(s.cookie)))
+	id, err := s.sessions.Authenticate(ctx, string(q.header.Cookie(s.cookie)))
 	switch {
-	case errors.Is(err, errNoSession):
+	case errors.Is(err, session.ErrNoSession):
 		return verdict{outcome: outcomeSignIn}
 	case err != nil:
 		s.log.Error("session check failed", "err", err, "request_id", f.reqID)

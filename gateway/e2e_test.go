@@ -470,7 +470,7 @@ func TestStoreFailureFailsClosed(t *testing.T) {
 	h := newHarness(t)
 	b := h.browser()
 	b.signIn("ivy@example.com", "/")
-	h.srv.sessions.flush() // force a store read
+	h.srv.sessions.Flush() // force a store read
 	_ = h.store.Close()
 	before := h.up.Count()
 	resp := b.get("/dashboard")
@@ -575,7 +575,7 @@ func TestSignOutDuringStoreOutageKeepsTheCookie(t *testing.T) {
 	b := h.browser()
 	b.signIn("olga@example.com", "/")
 	account := b.get("/.gatehouse/account")
-	h.srv.sessions.flush()
+	h.srv.sessions.Flush()
 	_ = h.store.Close()
 	out := b.post("/.gatehouse/logout", url.Values{"_csrf": {b.csrf(account.body)}})
 	if out.StatusCode != http.StatusServiceUnavailable {

@@ -17,6 +17,7 @@ import (
 
 	"gatehouse/access"
 	"gatehouse/internal/logbuf"
+	"gatehouse/session"
 )
 
 func TestParseOriginal(t *testing.T) {
@@ -270,7 +271,7 @@ func TestForwardAuthDecisions(t *testing.T) {
 			call:   authCall{header: nginxHeaders("GET", "http://app.example.com/dash", "X-Auth-Request-Email", "alice@example.com", "X-Forwarded-User", "alice@example.com", "Remote-Email", "alice@example.com")},
 			status: 401},
 		{name: "nginx forged session cookie",
-			call:   authCall{header: nginxHeaders("GET", "http://app.example.com/dash"), cookie: strings.Repeat("A", tokenLen)},
+			call:   authCall{header: nginxHeaders("GET", "http://app.example.com/dash"), cookie: strings.Repeat("A", session.TokenLen)},
 			status: 401},
 		{name: "nginx signed in",
 			call:   authCall{header: nginxHeaders("GET", "http://app.example.com/dash"), cookie: aliceTok},

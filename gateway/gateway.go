@@ -27,6 +27,7 @@ import (
 	"gatehouse/mailer"
 	"gatehouse/pages"
 	"gatehouse/safeurl"
+	"gatehouse/session"
 )
 
 // Prefix is the reserved path prefix of Gatehouse's own endpoints.
@@ -42,15 +43,6 @@ type Route struct {
 	Host       string // "" = any; "*.example.com" matches subdomains
 	PathPrefix string // "" = any
 	Upstream   *url.URL
-}
-
-// SessionSettings configure the session cookie and its lifetimes.
-type SessionSettings struct {
-	CookieName   string
-	CookieDomain string        // "" = host-only cookie
-	Lifetime     time.Duration // absolute
-	IdleTimeout  time.Duration
-	Secure       bool // Secure attribute and __Host-/__Secure- prefix
 }
 
 // OTPSettings configure sign-in codes and their limits.
@@ -88,7 +80,7 @@ type Options struct {
 	Routes          []Route
 	TrustedProxies  []netip.Prefix
 	UpstreamTimeout time.Duration // optional: 0 = 30s to wait for the upstream's response headers
-	Session         SessionSettings
+	Session         session.Settings
 	Settings        Settings
 	Store           Store
 	Secret          []byte // HMAC key for codes and CSRF tokens, >= 32 bytes
@@ -117,7 +109,7 @@ type Server struct {
 	publicURL *url.URL
 	origin    string // scheme://host[:port] of publicURL
 	trusted   []netip.Prefix
-	session   SessionSettings
+	session   session.Settings
 	cookie    string // effective cookie name (with prefix when secure)
 	store     Store
 	secret    []byte
@@ -127,7 +119,7 @@ type Server struct {
 	rand      io.Reader
 
 	cur         atomic.Pointer[runtimeSettings]
-	sessions    *sessionCache
+	sessions    *session.Manager
 	routes      *routes
 	fwd         *forwarder.Forwarder
 	app         *fiber.App
@@ -180,12 +172,28 @@ func New(opts Options) (*Server, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	sessions, err := session.New(session.Options{
+		Store:        opts.Store,
+		Settings:     opts.Session,
+		CacheTTL:     opts.SessionCacheTTL,
+		CacheMax:     opts.SessionCacheMax,
+		StoreTimeout: storeTimeout,
+		Logger:       opts.Logger,
+		Now:          opts.Now,
+		Rand:         opts.Rand,
+		OnCacheHit:   opts.Metrics.cacheHit,
+		OnStoreError: opts.Metrics.storeError,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	s := &Server{
 		publicURL:  opts.PublicURL,
 		origin:     opts.PublicURL.Scheme + "://" + opts.PublicURL.Host,
 		trusted:    opts.TrustedProxies,
 		session:    opts.Session,
-		cookie:     cookieName(opts.Session),
+		cookie:     sessions.CookieName(),
+		sessions:   sessions,
 		store:      opts.Store,
 		secret:     opts.Secret,
 		log:        opts.Logger,
@@ -208,20 +216,10 @@ func New(opts Options) (*Server, error) {
 	if err := s.Reload(opts.Settings); err != nil {
 		return nil, err
 	}
-	ttl := opts.SessionCacheTTL
-	if ttl <= 0 {
-		ttl = 30 * time.Second
-	}
-	max := opts.SessionCacheMax
-	if max <= 0 {
-		max = 100000
-	}
-	s.sessions = newSessionCache(ttl, max)
 	timeout := opts.UpstreamTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	var err error
 	if s.routes, err = newRoutes(opts.Upstream, opts.Routes); err != nil {
 		return nil, err
 	}
@@ -277,20 +275,6 @@ func (s *Server) Reload(st Settings) error {
 }
 
 func (s *Server) settings() *runtimeSettings { return s.cur.Load() }
-
-// cookieName applies the cookie prefixes browsers enforce: __Host- pins the
-// cookie to this exact host over https; with a shared domain only __Secure-
-// is allowed.
-func cookieName(ss SessionSettings) string {
-	switch {
-	case !ss.Secure:
-		return ss.CookieName
-	case ss.CookieDomain != "":
-		return "__Secure-" + ss.CookieName
-	default:
-		return "__Host-" + ss.CookieName
-	}
-}
 
 // formActionSources lists where sign-in forms may redirect to, for the CSP
 // form-action directive (browsers apply it to the redirect after a POST).

@@ -13,6 +13,7 @@ import (
 
 	"gatehouse/email"
 	"gatehouse/pages"
+	"gatehouse/session"
 )
 
 func (s *Server) handleLoginPage(c *fiber.Ctx) error {
@@ -134,7 +135,7 @@ func userError(err error) (string, bool) {
 }
 
 func (s *Server) signedIn(c *fiber.Ctx, token, rd string) error {
-	addCookie(c, s.sessionCookie(token))
+	addCookie(c, s.sessions.Cookie(token))
 	c.Set("Cache-Control", "no-store")
 	return c.Redirect(rd, http.StatusSeeOther)
 }
@@ -145,7 +146,7 @@ func (s *Server) signedIn(c *fiber.Ctx, token, rd string) error {
 func (s *Server) handleLinkPage(c *fiber.Ctx) error {
 	rs := s.settings()
 	token := c.Query("t")
-	if !validToken(token) {
+	if !session.ValidToken(token) {
 		return s.fail(c, http.StatusBadRequest, "bad_request", "")
 	}
 	rd := rs.redirects.Safe(c.Query("rd"))
@@ -192,8 +193,8 @@ func (s *Server) handleLogout(c *fiber.Ctx) error {
 // believing they signed out while the session lives on.
 func (s *Server) signOut(c *fiber.Ctx) error {
 	id, err := s.current(c)
-	if errors.Is(err, errNoSession) {
-		addCookie(c, s.clearCookie())
+	if errors.Is(err, session.ErrNoSession) {
+		addCookie(c, s.sessions.ClearCookie())
 		return nil
 	}
 	if err != nil {
@@ -204,7 +205,7 @@ func (s *Server) signOut(c *fiber.Ctx) error {
 	if err := s.endSession(ctx, id.ID); err != nil {
 		return err
 	}
-	addCookie(c, s.clearCookie())
+	addCookie(c, s.sessions.ClearCookie())
 	cl := s.clientOf(c)
 	s.recordEvent(cl.IP, cl.UserAgent, "signout", id.Email, "ok", "")
 	return nil
@@ -212,17 +213,17 @@ func (s *Server) signOut(c *fiber.Ctx) error {
 
 // requireSession returns the signed-in identity, or sends a browser to sign
 // in (ok=false) and an API client a 401.
-func (s *Server) requireSession(c *fiber.Ctx) (identity, bool, error) {
+func (s *Server) requireSession(c *fiber.Ctx) (session.Identity, bool, error) {
 	id, err := s.current(c)
-	if errors.Is(err, errNoSession) {
+	if errors.Is(err, session.ErrNoSession) {
 		if isNavigation(c.Method(), c.Request().Header.Peek("Accept")) {
 			c.Set("Cache-Control", "no-store")
-			return identity{}, false, c.Redirect(loginPath(c.OriginalURL()), http.StatusSeeOther)
+			return session.Identity{}, false, c.Redirect(loginPath(c.OriginalURL()), http.StatusSeeOther)
 		}
-		return identity{}, false, s.jsonError(c, http.StatusUnauthorized, "unauthenticated")
+		return session.Identity{}, false, s.jsonError(c, http.StatusUnauthorized, "unauthenticated")
 	}
 	if err != nil {
-		return identity{}, false, err
+		return session.Identity{}, false, err
 	}
 	return id, true, nil
 }
@@ -235,7 +236,7 @@ func (s *Server) handleAccount(c *fiber.Ctx) error {
 	return s.renderAccount(c, id, c.Query("notice"))
 }
 
-func (s *Server) renderAccount(c *fiber.Ctx, id identity, notice string) error {
+func (s *Server) renderAccount(c *fiber.Ctx, id session.Identity, notice string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	list, err := s.store.ListSessions(ctx, id.Email)
@@ -309,7 +310,7 @@ func (s *Server) handleRevoke(c *fiber.Ctx) error {
 	cl := s.clientOf(c)
 	s.recordEvent(cl.IP, cl.UserAgent, "session.revoked", id.Email, "ok", "by user")
 	if target == id.ID {
-		addCookie(c, s.clearCookie())
+		addCookie(c, s.sessions.ClearCookie())
 		return c.Redirect(Prefix+"/login?notice=signed_out", http.StatusSeeOther)
 	}
 	return c.Redirect(Prefix+"/account?notice=account.revoked", http.StatusSeeOther)
@@ -399,7 +400,7 @@ func (s *Server) apiVerify(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	addCookie(c, s.sessionCookie(token))
+	addCookie(c, s.sessions.Cookie(token))
 	c.Set("Cache-Control", "no-store")
 	return c.JSON(fiber.Map{"email": sess.Email, "session_id": sess.ID, "expires_at": sess.ExpiresAt.UTC().Format(time.RFC3339)})
 }
@@ -407,7 +408,7 @@ func (s *Server) apiVerify(c *fiber.Ctx) error {
 func (s *Server) apiSession(c *fiber.Ctx) error {
 	id, err := s.current(c)
 	c.Set("Cache-Control", "no-store")
-	if errors.Is(err, errNoSession) {
+	if errors.Is(err, session.ErrNoSession) {
 		return s.jsonError(c, http.StatusUnauthorized, "unauthenticated")
 	}
 	if err != nil {

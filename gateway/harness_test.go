@@ -20,6 +20,7 @@ import (
 	"gatehouse/internal/smtptest"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/session"
 )
 
 // harness is a real Gatehouse on a loopback port with a real SQLite file, a
@@ -79,7 +80,7 @@ func newHarness(t *testing.T, edit ...func(*Options)) *harness {
 	h.opts = Options{
 		PublicURL: pub,
 		Upstream:  up,
-		Session:   SessionSettings{CookieName: "gatehouse_session", Lifetime: 168 * time.Hour, IdleTimeout: 24 * time.Hour},
+		Session:   session.Settings{CookieName: "gatehouse_session", Lifetime: 168 * time.Hour, IdleTimeout: 24 * time.Hour},
 		Settings:  defaultSettings(t, m),
 		Store:     h.store,
 		Secret:    secret,

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"gatehouse/access"
+	"gatehouse/session"
 )
 
 // wsEcho makes the harness upstream a WebSocket server: it negotiates the
@@ -197,7 +198,7 @@ func TestWebSocketUpgradeIsDecidedLikeAnyRequest(t *testing.T) {
 	}{
 		{"deny rule", "/internal/ws", cookie, h.URL, http.StatusForbidden, false},
 		{"no session", "/ws", "", h.URL, http.StatusUnauthorized, false},
-		{"forged session", "/ws", h.srv.cookie + "=" + strings.Repeat("A", tokenLen), h.URL, http.StatusUnauthorized, false},
+		{"forged session", "/ws", h.srv.cookie + "=" + strings.Repeat("A", session.TokenLen), h.URL, http.StatusUnauthorized, false},
 		{"not permitted by rule", "/admin/ws", cookie, h.URL, http.StatusForbidden, false},
 		{"cross-site origin", "/ws", cookie, "https://evil.example", http.StatusForbidden, false},
 		{"look-alike origin", "/ws", cookie, h.URL + ".evil.example", http.StatusForbidden, false},

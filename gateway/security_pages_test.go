@@ -11,6 +11,7 @@ import (
 	xhtml "golang.org/x/net/html"
 
 	"gatehouse/access"
+	"gatehouse/session"
 )
 
 // markupProblems parses a page as a browser would and lists what a
@@ -122,7 +123,7 @@ func TestSignInPagesCarrySecurityHeaders(t *testing.T) {
 		"wrong code": func() response {
 			return b.post("/.gatehouse/verify", url.Values{"email": {"ida@example.com"}, "code": {"000000"}, "_csrf": {b.csrf(b.get("/.gatehouse/login").body)}})
 		},
-		"link confirmation": func() response { return b.get("/.gatehouse/link?t=" + strings.Repeat("A", tokenLen)) },
+		"link confirmation": func() response { return b.get("/.gatehouse/link?t=" + strings.Repeat("A", session.TokenLen)) },
 		"forbidden":         func() response { return b.get("/internal/x") },
 		"not found":         func() response { return b.get("/.gatehouse/nope") },
 		"csrf refusal": func() response {
@@ -196,7 +197,7 @@ func TestReflectedValuesAreEscaped(t *testing.T) {
 		checkEscaped(t, "login posted rd", b.post("/.gatehouse/login", url.Values{"email": {"jo@example.com"}, "rd": {"/" + p}, "lang": {p}, "_csrf": {csrf}}))
 		checkEscaped(t, "verify", b.post("/.gatehouse/verify", url.Values{"email": {"jo@example.com"}, "code": {p}, "rd": {"/" + p}, "_csrf": {csrf}}))
 		checkEscaped(t, "verify bad email", b.post("/.gatehouse/verify", url.Values{"email": {p}, "code": {"1"}, "rd": {p}, "_csrf": {csrf}}))
-		checkEscaped(t, "link", b.get("/.gatehouse/link?t="+strings.Repeat("A", tokenLen)+"&rd=/"+q))
+		checkEscaped(t, "link", b.get("/.gatehouse/link?t="+strings.Repeat("A", session.TokenLen)+"&rd=/"+q))
 		checkEscaped(t, "link bad token", b.get("/.gatehouse/link?t="+q))
 		checkEscaped(t, "account notice", signedIn.get("/.gatehouse/account?notice="+q))
 		req, _ := http.NewRequest(http.MethodGet, h.URL+"/.gatehouse/login", nil)

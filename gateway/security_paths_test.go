@@ -23,6 +23,7 @@ import (
 	"gatehouse/mailer"
 	"gatehouse/pages"
 	"gatehouse/safeurl"
+	"gatehouse/session"
 )
 
 // pathRules has one public rule of every kind (prefix glob, exact path,
@@ -336,7 +337,7 @@ func FuzzForwardedPublicPath(f *testing.F) {
 	}
 	srv, err := New(Options{
 		PublicURL: pub, Upstream: up, Store: st, Secret: bytes.Repeat([]byte("k"), 32),
-		Session: SessionSettings{CookieName: "gatehouse_session", Lifetime: time.Hour, IdleTimeout: time.Hour},
+		Session: session.Settings{CookieName: "gatehouse_session", Lifetime: time.Hour, IdleTimeout: time.Hour},
 		Settings: Settings{
 			Rules: rules, DefaultPolicy: access.PolicyAuthenticated, Signup: access.Signup{Open: true},
 			OTP: OTPSettings{Length: 6, TTL: time.Minute, MaxAttempts: 5, MaxFailuresPerHour: 100,

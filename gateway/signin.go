@@ -20,6 +20,7 @@ import (
 	"gatehouse/clientip"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/session"
 )
 
 // Sign-in outcomes that the pages and the API tell the user about. Their
@@ -320,7 +321,7 @@ func (s *Server) signIn(ctx context.Context, rs *runtimeSettings, email string, 
 		s.signinFailed(c, email, "user disabled")
 		return "", authstore.Session{}, errNotAllowed
 	}
-	token, sess, err := s.newSession(ctx, email, c.IP, c.UserAgent)
+	token, sess, err := s.sessions.Start(ctx, email, c.IP, c.UserAgent)
 	if err != nil {
 		return "", authstore.Session{}, err
 	}
@@ -335,7 +336,7 @@ func (s *Server) signIn(ctx context.Context, rs *runtimeSettings, email string, 
 // consumeLink signs in with the one-click link token from the mail.
 func (s *Server) consumeLink(ctx context.Context, token string, c client) (string, authstore.Session, error) {
 	rs := s.settings()
-	if !validToken(token) {
+	if !session.ValidToken(token) {
 		return "", authstore.Session{}, errCodeExpired
 	}
 	email, err := s.store.ConsumeLink(ctx, s.linkHash(token), s.now().UTC(), rs.OTP.MaxAttempts)

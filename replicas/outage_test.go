@@ -22,6 +22,7 @@ import (
 	"gatehouse/internal/logbuf"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/session"
 )
 
 // TestStoreOutage cuts two running replicas off PostgreSQL under a steady
@@ -387,7 +388,7 @@ func inProcessGateway(t *testing.T, st *authstore.Store, secret []byte, clk *clo
 	gw, err := gateway.New(gateway.Options{
 		PublicURL: pub,
 		Upstream:  upURL,
-		Session: gateway.SessionSettings{
+		Session: session.Settings{
 			CookieName: sessionCookie, Lifetime: 24 * time.Hour, IdleTimeout: 24 * time.Hour,
 		},
 		Settings: gateway.Settings{

@@ -16,6 +16,7 @@ import (
 	"gatehouse/gateway"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/session"
 )
 
 // OpenStore opens the store named by the config; the caller migrates it.
@@ -121,7 +122,7 @@ func Options(cfg *config.Config, st *authstore.Store, secret []byte, settings ga
 		MaxHeaderBytes:  int(cfg.Server.MaxHeaderBytes),
 		Routes:          routes,
 		TrustedProxies:  cfg.Server.TrustedProxies,
-		Session: gateway.SessionSettings{
+		Session: session.Settings{
 			CookieName:   cfg.Session.CookieName,
 			CookieDomain: cfg.Session.CookieDomain,
 			Lifetime:     cfg.Session.Lifetime,
