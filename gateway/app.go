@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"gatehouse/session"
 )
 
 // maxFormBody bounds what Gatehouse's own endpoints read: they take a few
@@ -81,11 +83,12 @@ func (s *Server) storeContext(c *fiber.Ctx) (context.Context, context.CancelFunc
 	return context.WithTimeout(context.Background(), storeTimeout)
 }
 
-// current returns the signed-in session, errNoSession, or a store error.
-func (s *Server) current(c *fiber.Ctx) (identity, error) {
+// current returns the signed-in session, session.ErrNoSession, or a store
+// error.
+func (s *Server) current(c *fiber.Ctx) (session.Identity, error) {
 	ctx, cancel := s.storeContext(c)
 	defer cancel()
-	return s.authenticate(ctx, c.Cookies(s.cookie))
+	return s.sessions.Authenticate(ctx, c.Cookies(s.cookie))
 }
 
 func (s *Server) handleHealth(c *fiber.Ctx) error {

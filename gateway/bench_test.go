@@ -17,9 +17,12 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
+	"gatehouse/access"
 	"gatehouse/authstore"
+	"gatehouse/framing"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/session"
 )
 
 // The benchmarks compare Gatehouse with a bare httputil.ReverseProxy and
@@ -86,11 +89,11 @@ func benchServer(tb testing.TB, up *url.URL, logger bool, edit func(*Options)) (
 	opts := Options{
 		PublicURL: pub,
 		Upstream:  up,
-		Session:   SessionSettings{CookieName: "gatehouse_session", Lifetime: 168 * time.Hour, IdleTimeout: 24 * time.Hour},
+		Session:   session.Settings{CookieName: "gatehouse_session", Lifetime: 168 * time.Hour, IdleTimeout: 24 * time.Hour},
 		Settings: Settings{
-			Rules:         []Rule{{Paths: []string{"/public/**"}, Policy: PolicyPublic}},
-			DefaultPolicy: PolicyAuthenticated,
-			Signup:        Signup{Open: true},
+			Rules:         []access.Rule{{Paths: []string{"/public/**"}, Policy: access.PolicyPublic}},
+			DefaultPolicy: access.PolicyAuthenticated,
+			Signup:        access.Signup{Open: true},
 			OTP: OTPSettings{Length: 6, TTL: 5 * time.Minute, MaxAttempts: 5, MaxFailuresPerHour: 100,
 				RateWindow: 15 * time.Minute, PerAddress: 5, PerIP: 30},
 			Mailer: mailer.NewLog(io.Discard),
@@ -111,7 +114,7 @@ func benchServer(tb testing.TB, up *url.URL, logger bool, edit func(*Options)) (
 	if err != nil {
 		tb.Fatal(err)
 	}
-	token, _, err := s.newSession(ctx, "bench@example.com", "127.0.0.1", "bench")
+	token, _, err := s.sessions.Start(ctx, "bench@example.com", "127.0.0.1", "bench")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -141,7 +144,7 @@ func BenchmarkHotPath(b *testing.B) {
 	gw, cookie := benchServer(b, up, true, nil)
 	ln := fasthttputil.NewInmemoryListener()
 	done := make(chan struct{})
-	go func() { defer close(done); _ = gw.Serve(GuardFraming(ln)) }()
+	go func() { defer close(done); _ = gw.Serve(framing.Guard(ln)) }()
 	b.Cleanup(func() { _ = gw.Close(); <-done })
 	viaGateway := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }, MaxConnsPerHost: 1024}
 	direct := &fasthttp.Client{MaxConnsPerHost: 1024}

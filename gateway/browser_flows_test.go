@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"gatehouse/internal/apptest"
 	"image"
 	"image/png"
 	"net"
@@ -19,6 +18,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"gatehouse/access"
+	"gatehouse/internal/apptest"
 	"gatehouse/pages"
 )
 
@@ -505,7 +506,7 @@ func browserErrorPages(t *testing.T, c *chrome) {
 	slowURL, _ := url.Parse(slow.URL)
 	h := newHarness(t, func(o *Options) {
 		o.Settings.Rules = append(o.Settings.Rules,
-			Rule{Paths: []string{"/admin/**"}, Policy: PolicyAuthenticated, Emails: []string{"boss@example.com"}})
+			access.Rule{Paths: []string{"/admin/**"}, Policy: access.PolicyAuthenticated, Emails: []string{"boss@example.com"}})
 		o.Routes = []Route{
 			{PathPrefix: "/down", Upstream: deadURL},
 			{PathPrefix: "/slow", Upstream: slowURL},

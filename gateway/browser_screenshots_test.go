@@ -17,6 +17,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"gatehouse/access"
 )
 
 // screenshotsDir is where GATEHOUSE_SCREENSHOTS=1 writes the pictures that
@@ -61,7 +63,7 @@ func browserScreenshots(t *testing.T, c *chrome) {
 		o.Now = clk.Now
 		o.Settings.OTP.ResendCooldown = time.Minute
 		o.Settings.Rules = append(o.Settings.Rules,
-			Rule{Paths: []string{"/admin/**"}, Policy: PolicyAuthenticated, Emails: []string{"boss@example.com"}})
+			access.Rule{Paths: []string{"/admin/**"}, Policy: access.PolicyAuthenticated, Emails: []string{"boss@example.com"}})
 		o.Routes = []Route{{PathPrefix: "/reports", Upstream: deadURL}}
 	})
 

@@ -8,6 +8,8 @@ import (
 	"net/http"
 
 	"github.com/valyala/fasthttp"
+
+	"gatehouse/session"
 )
 
 // CSRF defence is layered. The first layer is the standard library's
@@ -29,7 +31,7 @@ func csrfCookieName(secure bool) string {
 // csrfToken derives the form token from the CSRF cookie; "" when there is no
 // usable cookie.
 func (s *Server) csrfToken(cookie string) string {
-	if !validToken(cookie) {
+	if !session.ValidToken(cookie) {
 		return ""
 	}
 	m := hmac.New(sha256.New, s.secret)
@@ -47,7 +49,7 @@ func (s *Server) validCSRF(cookie, token string) bool {
 
 // newCSRFCookie returns a fresh cookie value and its Set-Cookie line.
 func (s *Server) newCSRFCookie() (value, setCookie string) {
-	var raw [tokenBytes]byte
+	var raw [session.TokenBytes]byte
 	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
 		return "", ""
 	}

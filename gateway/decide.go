@@ -7,6 +7,9 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"gatehouse/access"
+	"gatehouse/session"
 )
 
 // question is a request as the decision sees it. Proxy mode fills it from
@@ -39,7 +42,7 @@ const (
 // verdict is the decision and the principal it rests on.
 type verdict struct {
 	outcome ruling
-	id      identity // set for outcomeAllowed and outcomeForbidden
+	id      session.Identity // set for outcomeAllowed and outcomeForbidden
 }
 
 // label is the decision's name in the access log and metrics.
@@ -72,15 +75,15 @@ func (s *Server) decide(ctx context.Context, f *facts, q question) verdict {
 	}
 	ua := string(q.header.UserAgent())
 	switch d.Policy {
-	case PolicyDeny:
+	case access.PolicyDeny:
 		s.recordEvent(f.ip, ua, "access.denied", "", "denied", "rule")
 		return verdict{outcome: outcomeDenied}
-	case PolicyPublic:
+	case access.PolicyPublic:
 		return verdict{outcome: outcomePublic}
 	}
-	id, err := s.authenticate(ctx, string(q.header.Cookie(s.cookie)))
+	id, err := s.sessions.Authenticate(ctx, string(q.header.Cookie(s.cookie)))
 	switch {
-	case errors.Is(err, errNoSession):
+	case errors.Is(err, session.ErrNoSession):
 		return verdict{outcome: outcomeSignIn}
 	case err != nil:
 		s.log.Error("session check failed", "err", err, "request_id", f.reqID)
@@ -112,7 +115,7 @@ var methodOverrides = map[string]bool{
 // that the rules decide differently from the request's own: the upstream
 // might run that method, so the request is refused rather than decided on a
 // method it may not be.
-func overrideConflicts(a *Access, q question, d Decision) bool {
+func overrideConflicts(a *access.Decider, q question, d access.Decision) bool {
 	conflict := false
 	q.header.VisitAll(func(k, v []byte) {
 		if conflict || !isMethodOverride(k) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse/access"
 	"gatehouse/authstore"
 )
 
@@ -227,12 +228,12 @@ func TestUpstreamSetCookiesAllReachTheClient(t *testing.T) {
 
 func TestAccessRules(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Settings.Rules = []Rule{
-			{Paths: []string{"/public/**"}, Policy: PolicyPublic},
-			{Paths: []string{"/admin/**"}, Policy: PolicyAuthenticated, Emails: []string{"root@example.com"}},
-			{Paths: []string{"/staff/**"}, Policy: PolicyAuthenticated, Domains: []string{"corp.example"}},
-			{Paths: []string{"/internal/**"}, Policy: PolicyDeny},
-			{Paths: []string{"/upload"}, Methods: []string{"POST"}, Policy: PolicyDeny},
+		o.Settings.Rules = []access.Rule{
+			{Paths: []string{"/public/**"}, Policy: access.PolicyPublic},
+			{Paths: []string{"/admin/**"}, Policy: access.PolicyAuthenticated, Emails: []string{"root@example.com"}},
+			{Paths: []string{"/staff/**"}, Policy: access.PolicyAuthenticated, Domains: []string{"corp.example"}},
+			{Paths: []string{"/internal/**"}, Policy: access.PolicyDeny},
+			{Paths: []string{"/upload"}, Methods: []string{"POST"}, Policy: access.PolicyDeny},
 		}
 	})
 	alice := h.browser()
@@ -283,7 +284,7 @@ func TestAccessRules(t *testing.T) {
 
 func TestAllowlistGivesSamePageAndNoMail(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Settings.Signup = Signup{Emails: []string{"ok@example.com"}, Domains: []string{"corp.example"}}
+		o.Settings.Signup = access.Signup{Emails: []string{"ok@example.com"}, Domains: []string{"corp.example"}}
 	})
 	b := h.browser()
 	allowed := b.requestCode("ok@example.com", "/")
@@ -469,7 +470,7 @@ func TestStoreFailureFailsClosed(t *testing.T) {
 	h := newHarness(t)
 	b := h.browser()
 	b.signIn("ivy@example.com", "/")
-	h.srv.sessions.flush() // force a store read
+	h.srv.sessions.Flush() // force a store read
 	_ = h.store.Close()
 	before := h.up.Count()
 	resp := b.get("/dashboard")
@@ -574,7 +575,7 @@ func TestSignOutDuringStoreOutageKeepsTheCookie(t *testing.T) {
 	b := h.browser()
 	b.signIn("olga@example.com", "/")
 	account := b.get("/.gatehouse/account")
-	h.srv.sessions.flush()
+	h.srv.sessions.Flush()
 	_ = h.store.Close()
 	out := b.post("/.gatehouse/logout", url.Values{"_csrf": {b.csrf(account.body)}})
 	if out.StatusCode != http.StatusServiceUnavailable {
@@ -611,7 +612,7 @@ func TestOneClickLinkKeepsTheDestination(t *testing.T) {
 
 func TestForbiddenPageCanSwitchAccountWithoutCSRFCookie(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Settings.Rules = []Rule{{Paths: []string{"/admin/**"}, Policy: PolicyAuthenticated, Emails: []string{"root@example.com"}}}
+		o.Settings.Rules = []access.Rule{{Paths: []string{"/admin/**"}, Policy: access.PolicyAuthenticated, Emails: []string{"root@example.com"}}}
 	})
 	b := h.browser()
 	b.signIn("quinn@example.com", "/")

@@ -13,6 +13,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"gatehouse/forwarder"
+	"gatehouse/framing"
+	"gatehouse/safeurl"
 )
 
 // defaultMaxHeaderBytes bounds the request line and headers when
@@ -93,7 +95,7 @@ func (s *Server) entry(c *fiber.Ctx) error {
 		f.decision = "rejected"
 		return s.fail(c, http.StatusBadRequest, "bad_request", "")
 	}
-	if len(h.Peek(hdrAmbiguousFraming)) > 0 {
+	if len(h.Peek(framing.AmbiguousHeader)) > 0 {
 		// The framing guard marked a head whose length is ambiguous on the
 		// wire. Nothing more is read from this connection.
 		c.Context().SetConnectionClose()
@@ -104,7 +106,7 @@ func (s *Server) entry(c *fiber.Ctx) error {
 	if i := strings.IndexByte(string(uri), '?'); i >= 0 {
 		rawPath = uri[:i]
 	}
-	path, err := CleanPath(string(rawPath))
+	path, err := safeurl.CleanPath(string(rawPath))
 	if err != nil {
 		f.decision = "rejected"
 		return s.fail(c, http.StatusBadRequest, "bad_request", "")
@@ -191,7 +193,7 @@ func (s *Server) ownBody(c *fiber.Ctx) error {
 }
 
 // Serve answers requests on ln until Shutdown. The caller wraps ln in the
-// framing guard (GuardFraming), as cmd/gatehouse does.
+// framing guard (framing.Guard), as cmd/gatehouse does.
 func (s *Server) Serve(ln net.Listener) error {
 	s.lnMu.Lock()
 	if s.shuttingDown() {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"gatehouse/clientip"
 	"gatehouse/forwarder"
 )
 
@@ -49,7 +50,7 @@ func (s *Server) newFacts(c *fiber.Ctx) *facts {
 		method:      methodName(h.Method()),
 		settings:    s.settings(),
 		upgrade:     forwarder.UpgradeWanted(h),
-		peerTrusted: peerTrusted(remote, s.trusted),
+		peerTrusted: clientip.PeerTrusted(remote, s.trusted),
 	}
 	var xff []string
 	if f.peerTrusted {
@@ -57,8 +58,8 @@ func (s *Server) newFacts(c *fiber.Ctx) *facts {
 			xff = append(xff, string(v))
 		}
 	}
-	f.ip = ClientIP(remote, xff, s.trusted).String()
-	f.proto = ForwardedProto(remote, string(h.Peek("X-Forwarded-Proto")), c.Context().IsTLS(), s.trusted)
+	f.ip = clientip.Resolve(remote, xff, s.trusted).String()
+	f.proto = clientip.Proto(remote, string(h.Peek("X-Forwarded-Proto")), c.Context().IsTLS(), s.trusted)
 	f.reqID = s.requestIDFor(c, f.peerTrusted)
 	c.Locals(factsKey{}, f)
 	return f

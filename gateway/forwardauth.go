@@ -9,6 +9,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
+
+	"gatehouse/safeurl"
 )
 
 // dialect is the way a fronting proxy describes the request it asks about.
@@ -122,8 +124,8 @@ func (o *original) fill(scheme, authority, target string) error {
 		return badOriginal("scheme is not http or https")
 	}
 	authority = strings.ToLower(authority)
-	host, _, ok := splitAuthority(authority)
-	if !ok || !isHostName(host) {
+	host, _, ok := safeurl.SplitAuthority(authority)
+	if !ok || !safeurl.IsHostName(host) {
 		return badOriginal("host is not a host name with an optional port")
 	}
 	if target == "" || target[0] != '/' {
@@ -137,7 +139,7 @@ func (o *original) fill(scheme, authority, target string) error {
 		}
 	}
 	rawPath, _, _ := strings.Cut(target, "?")
-	p, err := CleanPath(rawPath)
+	p, err := safeurl.CleanPath(rawPath)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errBadOriginal, err)
 	}
@@ -145,6 +147,25 @@ func (o *original) fill(scheme, authority, target string) error {
 	o.path = p
 	o.url = scheme + "://" + authority + target
 	return nil
+}
+
+func isControlByte(c byte) bool { return c < 0x20 || c == 0x7f }
+
+// isToken reports whether s is an RFC 9110 token, the syntax of a method.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
 }
 
 // single returns the one value of header k and refuses a missing one or one

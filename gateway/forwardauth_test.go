@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse/access"
 	"gatehouse/internal/logbuf"
+	"gatehouse/session"
 )
 
 func TestParseOriginal(t *testing.T) {
@@ -168,13 +170,13 @@ func faHarness(t *testing.T, edit ...func(*Options)) *harness {
 	t.Helper()
 	return newHarness(t, append([]func(*Options){func(o *Options) {
 		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-		o.Settings.Rules = []Rule{
-			{Paths: []string{"/public/**"}, Policy: PolicyPublic},
-			{Paths: []string{"/blocked/**"}, Policy: PolicyDeny},
-			{Paths: []string{"/**"}, Hosts: []string{"internal.example.com"}, Policy: PolicyDeny},
-			{Paths: []string{"/**"}, Hosts: []string{"*.open.example.com"}, Policy: PolicyPublic},
-			{Paths: []string{"/api/**"}, Methods: []string{"DELETE"}, Policy: PolicyDeny},
-			{Paths: []string{"/admin/**"}, Policy: PolicyAuthenticated, Emails: []string{"admin@example.com"}},
+		o.Settings.Rules = []access.Rule{
+			{Paths: []string{"/public/**"}, Policy: access.PolicyPublic},
+			{Paths: []string{"/blocked/**"}, Policy: access.PolicyDeny},
+			{Paths: []string{"/**"}, Hosts: []string{"internal.example.com"}, Policy: access.PolicyDeny},
+			{Paths: []string{"/**"}, Hosts: []string{"*.open.example.com"}, Policy: access.PolicyPublic},
+			{Paths: []string{"/api/**"}, Methods: []string{"DELETE"}, Policy: access.PolicyDeny},
+			{Paths: []string{"/admin/**"}, Policy: access.PolicyAuthenticated, Emails: []string{"admin@example.com"}},
 		}
 		o.Settings.AllowedRedirectHosts = []string{"app.example.com", "*.apps.example.com:8443"}
 	}}, edit...)...)
@@ -269,7 +271,7 @@ func TestForwardAuthDecisions(t *testing.T) {
 			call:   authCall{header: nginxHeaders("GET", "http://app.example.com/dash", "X-Auth-Request-Email", "alice@example.com", "X-Forwarded-User", "alice@example.com", "Remote-Email", "alice@example.com")},
 			status: 401},
 		{name: "nginx forged session cookie",
-			call:   authCall{header: nginxHeaders("GET", "http://app.example.com/dash"), cookie: strings.Repeat("A", tokenLen)},
+			call:   authCall{header: nginxHeaders("GET", "http://app.example.com/dash"), cookie: strings.Repeat("A", session.TokenLen)},
 			status: 401},
 		{name: "nginx signed in",
 			call:   authCall{header: nginxHeaders("GET", "http://app.example.com/dash"), cookie: aliceTok},

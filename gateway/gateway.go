@@ -22,9 +22,12 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"gatehouse/access"
 	"gatehouse/forwarder"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/safeurl"
+	"gatehouse/session"
 )
 
 // Prefix is the reserved path prefix of Gatehouse's own endpoints.
@@ -42,15 +45,6 @@ type Route struct {
 	Upstream   *url.URL
 }
 
-// SessionSettings configure the session cookie and its lifetimes.
-type SessionSettings struct {
-	CookieName   string
-	CookieDomain string        // "" = host-only cookie
-	Lifetime     time.Duration // absolute
-	IdleTimeout  time.Duration
-	Secure       bool // Secure attribute and __Host-/__Secure- prefix
-}
-
 // OTPSettings configure sign-in codes and their limits.
 type OTPSettings struct {
 	Length             int
@@ -66,9 +60,9 @@ type OTPSettings struct {
 // Settings are the parts of the configuration that can change while the
 // server runs (see Server.Reload).
 type Settings struct {
-	Rules                []Rule
-	DefaultPolicy        Policy
-	Signup               Signup
+	Rules                []access.Rule
+	DefaultPolicy        access.Policy
+	Signup               access.Signup
 	AllowedRedirectHosts []string
 	OTP                  OTPSettings
 	Mailer               Mailer
@@ -86,7 +80,7 @@ type Options struct {
 	Routes          []Route
 	TrustedProxies  []netip.Prefix
 	UpstreamTimeout time.Duration // optional: 0 = 30s to wait for the upstream's response headers
-	Session         SessionSettings
+	Session         session.Settings
 	Settings        Settings
 	Store           Store
 	Secret          []byte // HMAC key for codes and CSRF tokens, >= 32 bytes
@@ -115,7 +109,7 @@ type Server struct {
 	publicURL *url.URL
 	origin    string // scheme://host[:port] of publicURL
 	trusted   []netip.Prefix
-	session   SessionSettings
+	session   session.Settings
 	cookie    string // effective cookie name (with prefix when secure)
 	store     Store
 	secret    []byte
@@ -125,7 +119,7 @@ type Server struct {
 	rand      io.Reader
 
 	cur         atomic.Pointer[runtimeSettings]
-	sessions    *sessionCache
+	sessions    *session.Manager
 	routes      *routes
 	fwd         *forwarder.Forwarder
 	app         *fiber.App
@@ -152,8 +146,8 @@ const maxAuditWriters = 256
 // runtimeSettings is Settings compiled for use on the hot path.
 type runtimeSettings struct {
 	Settings
-	access    *Access
-	redirects *Redirects
+	access    *access.Decider
+	redirects *safeurl.Redirects
 	formCSP   string
 }
 
@@ -178,12 +172,28 @@ func New(opts Options) (*Server, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	sessions, err := session.New(session.Options{
+		Store:        opts.Store,
+		Settings:     opts.Session,
+		CacheTTL:     opts.SessionCacheTTL,
+		CacheMax:     opts.SessionCacheMax,
+		StoreTimeout: storeTimeout,
+		Logger:       opts.Logger,
+		Now:          opts.Now,
+		Rand:         opts.Rand,
+		OnCacheHit:   opts.Metrics.cacheHit,
+		OnStoreError: opts.Metrics.storeError,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	s := &Server{
 		publicURL:  opts.PublicURL,
 		origin:     opts.PublicURL.Scheme + "://" + opts.PublicURL.Host,
 		trusted:    opts.TrustedProxies,
 		session:    opts.Session,
-		cookie:     cookieName(opts.Session),
+		cookie:     sessions.CookieName(),
+		sessions:   sessions,
 		store:      opts.Store,
 		secret:     opts.Secret,
 		log:        opts.Logger,
@@ -206,20 +216,10 @@ func New(opts Options) (*Server, error) {
 	if err := s.Reload(opts.Settings); err != nil {
 		return nil, err
 	}
-	ttl := opts.SessionCacheTTL
-	if ttl <= 0 {
-		ttl = 30 * time.Second
-	}
-	max := opts.SessionCacheMax
-	if max <= 0 {
-		max = 100000
-	}
-	s.sessions = newSessionCache(ttl, max)
 	timeout := opts.UpstreamTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	var err error
 	if s.routes, err = newRoutes(opts.Upstream, opts.Routes); err != nil {
 		return nil, err
 	}
@@ -254,7 +254,7 @@ func (s *Server) Reload(st Settings) error {
 		st.OTP.PerAddress < 1 || st.OTP.PerIP < 1 || st.OTP.MaxFailuresPerHour < 1 {
 		errs = append(errs, errors.New("otp settings are incomplete"))
 	}
-	access, err := NewAccess(st.Rules, st.DefaultPolicy)
+	decider, err := access.Compile(st.Rules, st.DefaultPolicy)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -266,8 +266,8 @@ func (s *Server) Reload(st Settings) error {
 	}
 	rs := &runtimeSettings{
 		Settings:  st,
-		access:    access,
-		redirects: NewRedirects(s.publicURL, st.AllowedRedirectHosts),
+		access:    decider,
+		redirects: safeurl.NewRedirects(s.publicURL, st.AllowedRedirectHosts),
 		formCSP:   formActionSources(s.origin, st.AllowedRedirectHosts),
 	}
 	s.cur.Store(rs)
@@ -275,20 +275,6 @@ func (s *Server) Reload(st Settings) error {
 }
 
 func (s *Server) settings() *runtimeSettings { return s.cur.Load() }
-
-// cookieName applies the cookie prefixes browsers enforce: __Host- pins the
-// cookie to this exact host over https; with a shared domain only __Secure-
-// is allowed.
-func cookieName(ss SessionSettings) string {
-	switch {
-	case !ss.Secure:
-		return ss.CookieName
-	case ss.CookieDomain != "":
-		return "__Secure-" + ss.CookieName
-	default:
-		return "__Host-" + ss.CookieName
-	}
-}
 
 // formActionSources lists where sign-in forms may redirect to, for the CSP
 // form-action directive (browsers apply it to the redirect after a POST).

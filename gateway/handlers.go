@@ -11,22 +11,24 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"gatehouse/email"
 	"gatehouse/pages"
+	"gatehouse/session"
 )
 
 func (s *Server) handleLoginPage(c *fiber.Ctx) error {
 	rs := s.settings()
 	rd := rs.redirects.Safe(c.Query("rd"))
-	email := ""
-	if e, err := ParseAddress(c.Query("email")); err == nil {
-		email = e
+	addr := ""
+	if e, err := email.Parse(c.Query("email")); err == nil {
+		addr = e
 	}
 	notice := ""
 	if c.Query("notice") == "signed_out" {
 		notice = "login.signed_out"
 	}
 	return s.render(c, http.StatusOK, func(b pages.Base, buf *bytes.Buffer) error {
-		return rs.Pages.Login(buf, pages.LoginView{Base: b, Email: email, RD: rd, Notice: notice})
+		return rs.Pages.Login(buf, pages.LoginView{Base: b, Email: addr, RD: rd, Notice: notice})
 	})
 }
 
@@ -35,7 +37,7 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	rs := s.settings()
 	rd := rs.redirects.Safe(c.FormValue("rd"))
 	raw := c.FormValue("email")
-	email, err := ParseAddress(raw)
+	addr, err := email.Parse(raw)
 	if err != nil {
 		return s.render(c, http.StatusBadRequest, func(b pages.Base, buf *bytes.Buffer) error {
 			return rs.Pages.Login(buf, pages.LoginView{Base: b, Email: raw, RD: rd, Error: "login.invalid_email"})
@@ -44,16 +46,16 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	resend := c.FormValue("resend") != ""
-	sent, err := s.requestCode(ctx, email, rd, resend, s.clientOf(c))
+	sent, err := s.requestCode(ctx, addr, rd, resend, s.clientOf(c))
 	if errors.Is(err, errResendTooEarly) {
 		// The page counts the cooldown down, but without its script a
 		// visitor can ask too early: say so instead of claiming a new code
 		// went out.
-		return s.renderCode(c, http.StatusTooManyRequests, email, rd, errResendTooEarly.Error(), "code.sent", sent.ResendIn)
+		return s.renderCode(c, http.StatusTooManyRequests, addr, rd, errResendTooEarly.Error(), "code.sent", sent.ResendIn)
 	}
 	if errors.Is(err, errSendFailed) {
 		return s.render(c, http.StatusServiceUnavailable, func(b pages.Base, buf *bytes.Buffer) error {
-			return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: http.StatusServiceUnavailable, Kind: "send_failed", Email: email, RD: rd, RequestID: factsOf(c).reqID})
+			return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: http.StatusServiceUnavailable, Kind: "send_failed", Email: addr, RD: rd, RequestID: factsOf(c).reqID})
 		})
 	}
 	if err != nil {
@@ -63,7 +65,7 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	if resend {
 		notice = "code.resent"
 	}
-	return s.renderCode(c, http.StatusOK, email, rd, "", notice, sent.ResendIn)
+	return s.renderCode(c, http.StatusOK, addr, rd, "", notice, sent.ResendIn)
 }
 
 // resendWait is how many seconds remain before another code may be asked
@@ -99,7 +101,7 @@ func (s *Server) renderCode(c *fiber.Ctx, status int, email, rd, errKey, notice 
 func (s *Server) handleVerify(c *fiber.Ctx) error {
 	rs := s.settings()
 	rd := rs.redirects.Safe(c.FormValue("rd"))
-	email, err := ParseAddress(c.FormValue("email"))
+	addr, err := email.Parse(c.FormValue("email"))
 	if err != nil {
 		return s.render(c, http.StatusBadRequest, func(b pages.Base, buf *bytes.Buffer) error {
 			return rs.Pages.Login(buf, pages.LoginView{Base: b, RD: rd, Error: "login.invalid_email"})
@@ -107,13 +109,13 @@ func (s *Server) handleVerify(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	token, _, err := s.verifyCode(ctx, email, c.FormValue("code"), s.clientOf(c))
+	token, _, err := s.verifyCode(ctx, addr, c.FormValue("code"), s.clientOf(c))
 	if key, ok := userError(err); ok {
-		wait, werr := s.resendWait(ctx, rs, email)
+		wait, werr := s.resendWait(ctx, rs, addr)
 		if werr != nil {
 			return werr
 		}
-		return s.renderCode(c, http.StatusUnauthorized, email, rd, key, "", wait)
+		return s.renderCode(c, http.StatusUnauthorized, addr, rd, key, "", wait)
 	}
 	if err != nil {
 		return err
@@ -133,7 +135,7 @@ func userError(err error) (string, bool) {
 }
 
 func (s *Server) signedIn(c *fiber.Ctx, token, rd string) error {
-	addCookie(c, s.sessionCookie(token))
+	addCookie(c, s.sessions.Cookie(token))
 	c.Set("Cache-Control", "no-store")
 	return c.Redirect(rd, http.StatusSeeOther)
 }
@@ -144,7 +146,7 @@ func (s *Server) signedIn(c *fiber.Ctx, token, rd string) error {
 func (s *Server) handleLinkPage(c *fiber.Ctx) error {
 	rs := s.settings()
 	token := c.Query("t")
-	if !validToken(token) {
+	if !session.ValidToken(token) {
 		return s.fail(c, http.StatusBadRequest, "bad_request", "")
 	}
 	rd := rs.redirects.Safe(c.Query("rd"))
@@ -191,8 +193,8 @@ func (s *Server) handleLogout(c *fiber.Ctx) error {
 // believing they signed out while the session lives on.
 func (s *Server) signOut(c *fiber.Ctx) error {
 	id, err := s.current(c)
-	if errors.Is(err, errNoSession) {
-		addCookie(c, s.clearCookie())
+	if errors.Is(err, session.ErrNoSession) {
+		addCookie(c, s.sessions.ClearCookie())
 		return nil
 	}
 	if err != nil {
@@ -203,7 +205,7 @@ func (s *Server) signOut(c *fiber.Ctx) error {
 	if err := s.endSession(ctx, id.ID); err != nil {
 		return err
 	}
-	addCookie(c, s.clearCookie())
+	addCookie(c, s.sessions.ClearCookie())
 	cl := s.clientOf(c)
 	s.recordEvent(cl.IP, cl.UserAgent, "signout", id.Email, "ok", "")
 	return nil
@@ -211,17 +213,17 @@ func (s *Server) signOut(c *fiber.Ctx) error {
 
 // requireSession returns the signed-in identity, or sends a browser to sign
 // in (ok=false) and an API client a 401.
-func (s *Server) requireSession(c *fiber.Ctx) (identity, bool, error) {
+func (s *Server) requireSession(c *fiber.Ctx) (session.Identity, bool, error) {
 	id, err := s.current(c)
-	if errors.Is(err, errNoSession) {
+	if errors.Is(err, session.ErrNoSession) {
 		if isNavigation(c.Method(), c.Request().Header.Peek("Accept")) {
 			c.Set("Cache-Control", "no-store")
-			return identity{}, false, c.Redirect(loginPath(c.OriginalURL()), http.StatusSeeOther)
+			return session.Identity{}, false, c.Redirect(loginPath(c.OriginalURL()), http.StatusSeeOther)
 		}
-		return identity{}, false, s.jsonError(c, http.StatusUnauthorized, "unauthenticated")
+		return session.Identity{}, false, s.jsonError(c, http.StatusUnauthorized, "unauthenticated")
 	}
 	if err != nil {
-		return identity{}, false, err
+		return session.Identity{}, false, err
 	}
 	return id, true, nil
 }
@@ -234,7 +236,7 @@ func (s *Server) handleAccount(c *fiber.Ctx) error {
 	return s.renderAccount(c, id, c.Query("notice"))
 }
 
-func (s *Server) renderAccount(c *fiber.Ctx, id identity, notice string) error {
+func (s *Server) renderAccount(c *fiber.Ctx, id session.Identity, notice string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	list, err := s.store.ListSessions(ctx, id.Email)
@@ -308,7 +310,7 @@ func (s *Server) handleRevoke(c *fiber.Ctx) error {
 	cl := s.clientOf(c)
 	s.recordEvent(cl.IP, cl.UserAgent, "session.revoked", id.Email, "ok", "by user")
 	if target == id.ID {
-		addCookie(c, s.clearCookie())
+		addCookie(c, s.sessions.ClearCookie())
 		return c.Redirect(Prefix+"/login?notice=signed_out", http.StatusSeeOther)
 	}
 	return c.Redirect(Prefix+"/account?notice=account.revoked", http.StatusSeeOther)
@@ -357,11 +359,11 @@ func (s *Server) apiCodeRequest(c *fiber.Ctx) (apiCodeIn, string, error) {
 	if err := c.BodyParser(&in); err != nil {
 		return in, "", s.jsonError(c, http.StatusBadRequest, "bad_request")
 	}
-	email, err := ParseAddress(in.Email)
+	addr, err := email.Parse(in.Email)
 	if err != nil {
 		return in, "", s.jsonError(c, http.StatusBadRequest, "invalid_email")
 	}
-	return in, email, nil
+	return in, addr, nil
 }
 
 // apiSend is the JSON "send me a code".
@@ -398,7 +400,7 @@ func (s *Server) apiVerify(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	addCookie(c, s.sessionCookie(token))
+	addCookie(c, s.sessions.Cookie(token))
 	c.Set("Cache-Control", "no-store")
 	return c.JSON(fiber.Map{"email": sess.Email, "session_id": sess.ID, "expires_at": sess.ExpiresAt.UTC().Format(time.RFC3339)})
 }
@@ -406,7 +408,7 @@ func (s *Server) apiVerify(c *fiber.Ctx) error {
 func (s *Server) apiSession(c *fiber.Ctx) error {
 	id, err := s.current(c)
 	c.Set("Cache-Control", "no-store")
-	if errors.Is(err, errNoSession) {
+	if errors.Is(err, session.ErrNoSession) {
 		return s.jsonError(c, http.StatusUnauthorized, "unauthenticated")
 	}
 	if err != nil {

@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"gatehouse/internal/apptest"
-
+	"gatehouse/access"
 	"gatehouse/authstore"
+	"gatehouse/framing"
+	"gatehouse/internal/apptest"
 	"gatehouse/internal/smtptest"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/session"
 )
 
 // harness is a real Gatehouse on a loopback port with a real SQLite file, a
@@ -42,11 +44,11 @@ func defaultSettings(t *testing.T, m Mailer) Settings {
 		t.Fatal(err)
 	}
 	return Settings{
-		Rules: []Rule{
-			{Paths: []string{"/public/**"}, Policy: PolicyPublic},
+		Rules: []access.Rule{
+			{Paths: []string{"/public/**"}, Policy: access.PolicyPublic},
 		},
-		DefaultPolicy: PolicyAuthenticated,
-		Signup:        Signup{Open: true},
+		DefaultPolicy: access.PolicyAuthenticated,
+		Signup:        access.Signup{Open: true},
 		OTP: OTPSettings{
 			Length: 6, TTL: 5 * time.Minute, MaxAttempts: 5, ResendCooldown: 0,
 			MaxFailuresPerHour: 100, RateWindow: 15 * time.Minute, PerAddress: 5, PerIP: 30,
@@ -78,7 +80,7 @@ func newHarness(t *testing.T, edit ...func(*Options)) *harness {
 	h.opts = Options{
 		PublicURL: pub,
 		Upstream:  up,
-		Session:   SessionSettings{CookieName: "gatehouse_session", Lifetime: 168 * time.Hour, IdleTimeout: 24 * time.Hour},
+		Session:   session.Settings{CookieName: "gatehouse_session", Lifetime: 168 * time.Hour, IdleTimeout: 24 * time.Hour},
 		Settings:  defaultSettings(t, m),
 		Store:     h.store,
 		Secret:    secret,
@@ -101,7 +103,7 @@ func serveOn(t testing.TB, srv *Server, ln net.Listener) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = srv.Serve(GuardFraming(ln))
+		_ = srv.Serve(framing.Guard(ln))
 	}()
 	t.Cleanup(func() {
 		_ = srv.Close()

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -91,24 +90,6 @@ func printableASCII(v string) bool {
 		}
 	}
 	return true
-}
-
-// peerTrusted reports whether the socket peer is a trusted proxy.
-func peerTrusted(remoteAddr string, trusted []netip.Prefix) bool {
-	if len(trusted) == 0 {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	if err != nil {
-		return false
-	}
-	a := ap.Addr().Unmap()
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 func auditEvent(now time.Time, ip, ua, typ, email, outcome, detail string) authstore.Event {

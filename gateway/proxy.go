@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"gatehouse/forwarder"
+	"gatehouse/session"
 )
 
 // routes picks the upstream of a request.
@@ -144,7 +145,7 @@ func headerListHas(lines [][]byte, token string) bool {
 
 // forward sends an allowed request to its upstream; id is nil on public
 // paths. Failures before the answer started are rendered here.
-func (s *Server) forward(c *fiber.Ctx, f *facts, id *identity) {
+func (s *Server) forward(c *fiber.Ctx, f *facts, id *session.Identity) {
 	rs := f.settings
 	host := requestHost(c)
 	o := &outbound{s: s, f: f, host: host}

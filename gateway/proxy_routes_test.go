@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"gatehouse/access"
 )
 
 // namedUpstream answers "<name> <path>" and records the Host it was sent.
@@ -37,10 +39,10 @@ func TestRoutesPrecedence(t *testing.T) {
 			{PathPrefix: "/mounted", Upstream: &basedURL},                 // upstream with a base path
 			{PathPrefix: "/v1", Upstream: docs},                           // never reached for api.example.com/v1
 		}
-		o.Settings.Rules = []Rule{
-			{Paths: []string{"/public/**"}, Policy: PolicyPublic},
-			{Paths: []string{"/docs/**"}, Policy: PolicyPublic},
-			{Paths: []string{"/v1/admin/**"}, Policy: PolicyDeny},
+		o.Settings.Rules = []access.Rule{
+			{Paths: []string{"/public/**"}, Policy: access.PolicyPublic},
+			{Paths: []string{"/docs/**"}, Policy: access.PolicyPublic},
+			{Paths: []string{"/v1/admin/**"}, Policy: access.PolicyDeny},
 		}
 	})
 	signedIn := h.browser()

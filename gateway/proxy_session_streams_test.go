@@ -80,7 +80,7 @@ func TestOpenStreamsEndWithTheirSession(t *testing.T) {
 		carol := h.browser()
 		carol.signIn("carol@example.com", "/")
 		ws := openWS(t, h, carol, "/live")
-		sess, err := h.srv.authenticate(context.Background(), carol.sessionCookie())
+		sess, err := h.srv.sessions.Authenticate(context.Background(), carol.sessionCookie())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"gatehouse/access"
+	"gatehouse/session"
 )
 
 // wsEcho makes the harness upstream a WebSocket server: it negotiates the
@@ -173,10 +176,10 @@ func TestWebSocketCloseFromEitherSide(t *testing.T) {
 
 func TestWebSocketUpgradeIsDecidedLikeAnyRequest(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Settings.Rules = []Rule{
-			{Paths: []string{"/public/**"}, Policy: PolicyPublic},
-			{Paths: []string{"/internal/**"}, Policy: PolicyDeny},
-			{Paths: []string{"/admin/**"}, Policy: PolicyAuthenticated, Emails: []string{"root@example.com"}},
+		o.Settings.Rules = []access.Rule{
+			{Paths: []string{"/public/**"}, Policy: access.PolicyPublic},
+			{Paths: []string{"/internal/**"}, Policy: access.PolicyDeny},
+			{Paths: []string{"/admin/**"}, Policy: access.PolicyAuthenticated, Emails: []string{"root@example.com"}},
 		}
 		o.Settings.AllowedRedirectHosts = []string{"app.example.com"}
 	})
@@ -195,7 +198,7 @@ func TestWebSocketUpgradeIsDecidedLikeAnyRequest(t *testing.T) {
 	}{
 		{"deny rule", "/internal/ws", cookie, h.URL, http.StatusForbidden, false},
 		{"no session", "/ws", "", h.URL, http.StatusUnauthorized, false},
-		{"forged session", "/ws", h.srv.cookie + "=" + strings.Repeat("A", tokenLen), h.URL, http.StatusUnauthorized, false},
+		{"forged session", "/ws", h.srv.cookie + "=" + strings.Repeat("A", session.TokenLen), h.URL, http.StatusUnauthorized, false},
 		{"not permitted by rule", "/admin/ws", cookie, h.URL, http.StatusForbidden, false},
 		{"cross-site origin", "/ws", cookie, "https://evil.example", http.StatusForbidden, false},
 		{"look-alike origin", "/ws", cookie, h.URL + ".evil.example", http.StatusForbidden, false},

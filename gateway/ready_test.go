@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse/access"
 	"gatehouse/authstore"
 )
 
@@ -199,7 +200,7 @@ func TestCloseStreams(t *testing.T) {
 // answered are in the store, so a shutdown can close it safely.
 func TestFlushAudit(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Settings.Rules = append([]Rule{{Paths: []string{"/denied/**"}, Policy: PolicyDeny}}, o.Settings.Rules...)
+		o.Settings.Rules = append([]access.Rule{{Paths: []string{"/denied/**"}, Policy: access.PolicyDeny}}, o.Settings.Rules...)
 	})
 	const n = 20
 	for i := range n {

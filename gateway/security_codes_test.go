@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse/access"
 	"gatehouse/mailer"
 )
 
@@ -396,7 +397,7 @@ func askForCode(h *harness, email string) sendOutcome {
 // disabled and throttled addresses get the same page and the same JSON.
 func TestSendAnswerRevealsNothingAboutTheAddress(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Settings.Signup = Signup{Domains: []string{"corp.example"}}
+		o.Settings.Signup = access.Signup{Domains: []string{"corp.example"}}
 	})
 	if err := h.store.SetUserDisabled(context.Background(), "gone@corp.example", true); err != nil {
 		if _, err := h.store.EnsureUser(context.Background(), "gone@corp.example", time.Now()); err != nil {
@@ -442,7 +443,7 @@ func TestVerifyAnswerRevealsNothingAboutTheAddress(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	h := newHarness(t, func(o *Options) {
 		o.Now = clock
-		o.Settings.Signup = Signup{Emails: []string{"member@example.com"}}
+		o.Settings.Signup = access.Signup{Emails: []string{"member@example.com"}}
 	})
 	try := func(email, code string) string {
 		b := h.browser()
@@ -489,7 +490,7 @@ func TestVerifyAnswerRevealsNothingAboutTheAddress(t *testing.T) {
 // can be sent.
 func TestSendTimingRevealsNothingAboutTheAddress(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Settings.Signup = Signup{Domains: []string{"corp.example"}}
+		o.Settings.Signup = access.Signup{Domains: []string{"corp.example"}}
 		o.Settings.OTP.PerIP = 10000
 		o.Settings.OTP.PerAddress = 1
 		// A mail server across a network takes tens of milliseconds; the

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"gatehouse/access"
 )
 
 // spellings returns a header name as clients, proxies and frameworks may
@@ -125,9 +127,9 @@ var healthCheckAgents = []string{
 
 func TestRequestHeadersNeverDecideAccess(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Settings.Rules = []Rule{
-			{Paths: []string{"/public/**"}, Policy: PolicyPublic},
-			{Paths: []string{"/internal/**"}, Policy: PolicyDeny},
+		o.Settings.Rules = []access.Rule{
+			{Paths: []string{"/public/**"}, Policy: access.PolicyPublic},
+			{Paths: []string{"/internal/**"}, Policy: access.PolicyDeny},
 		}
 	})
 	var headerSets [][]string

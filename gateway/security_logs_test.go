@@ -76,7 +76,7 @@ func TestNoSecretReachesTheLogs(t *testing.T) {
 	b.post("/.gatehouse/logout", url.Values{"_csrf": {b.csrf(b.get("/.gatehouse/account").body)}})
 	api.api("/.gatehouse/api/sign-out", "{}")
 	// A store failure logs its error: that error must not quote the token.
-	h.srv.sessions.flush()
+	h.srv.sessions.Flush()
 	replay := h.browser()
 	replay.header.Set("Cookie", "gatehouse_session="+api.sessionCookie())
 	time.Sleep(200 * time.Millisecond) // let asynchronous audit writes finish

@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	xhtml "golang.org/x/net/html"
+
+	"gatehouse/access"
+	"gatehouse/session"
 )
 
 // markupProblems parses a page as a browser would and lists what a
@@ -108,7 +111,7 @@ func checkPageHeaders(t *testing.T, name string, r response) string {
 
 func TestSignInPagesCarrySecurityHeaders(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Settings.Rules = append(o.Settings.Rules, Rule{Paths: []string{"/internal/**"}, Policy: PolicyDeny})
+		o.Settings.Rules = append(o.Settings.Rules, access.Rule{Paths: []string{"/internal/**"}, Policy: access.PolicyDeny})
 	})
 	b := h.browser()
 	pages := map[string]func() response{
@@ -120,7 +123,7 @@ func TestSignInPagesCarrySecurityHeaders(t *testing.T) {
 		"wrong code": func() response {
 			return b.post("/.gatehouse/verify", url.Values{"email": {"ida@example.com"}, "code": {"000000"}, "_csrf": {b.csrf(b.get("/.gatehouse/login").body)}})
 		},
-		"link confirmation": func() response { return b.get("/.gatehouse/link?t=" + strings.Repeat("A", tokenLen)) },
+		"link confirmation": func() response { return b.get("/.gatehouse/link?t=" + strings.Repeat("A", session.TokenLen)) },
 		"forbidden":         func() response { return b.get("/internal/x") },
 		"not found":         func() response { return b.get("/.gatehouse/nope") },
 		"csrf refusal": func() response {
@@ -172,7 +175,7 @@ var nonceAttrRE = regexp.MustCompile(`<script[^>]*\snonce="([^"]*)"`)
 
 func TestReflectedValuesAreEscaped(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Settings.Rules = append(o.Settings.Rules, Rule{Paths: []string{"/internal/**"}, Policy: PolicyDeny})
+		o.Settings.Rules = append(o.Settings.Rules, access.Rule{Paths: []string{"/internal/**"}, Policy: access.PolicyDeny})
 	})
 	// The checker itself must see an injection when there is one.
 	for _, injected := range []string{`<p><img src=x onerror=alert(1)></p>`, `<input value='' onmouseover='alert(1)'>`, `<script>alert(1)</script>`, `<a href="javascript:alert(1)">`} {
@@ -194,7 +197,7 @@ func TestReflectedValuesAreEscaped(t *testing.T) {
 		checkEscaped(t, "login posted rd", b.post("/.gatehouse/login", url.Values{"email": {"jo@example.com"}, "rd": {"/" + p}, "lang": {p}, "_csrf": {csrf}}))
 		checkEscaped(t, "verify", b.post("/.gatehouse/verify", url.Values{"email": {"jo@example.com"}, "code": {p}, "rd": {"/" + p}, "_csrf": {csrf}}))
 		checkEscaped(t, "verify bad email", b.post("/.gatehouse/verify", url.Values{"email": {p}, "code": {"1"}, "rd": {p}, "_csrf": {csrf}}))
-		checkEscaped(t, "link", b.get("/.gatehouse/link?t="+strings.Repeat("A", tokenLen)+"&rd=/"+q))
+		checkEscaped(t, "link", b.get("/.gatehouse/link?t="+strings.Repeat("A", session.TokenLen)+"&rd=/"+q))
 		checkEscaped(t, "link bad token", b.get("/.gatehouse/link?t="+q))
 		checkEscaped(t, "account notice", signedIn.get("/.gatehouse/account?notice="+q))
 		req, _ := http.NewRequest(http.MethodGet, h.URL+"/.gatehouse/login", nil)

@@ -18,21 +18,24 @@ import (
 	"github.com/valyala/fasthttp"
 	"golang.org/x/text/unicode/norm"
 
+	"gatehouse/access"
 	"gatehouse/authstore"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/safeurl"
+	"gatehouse/session"
 )
 
 // pathRules has one public rule of every kind (prefix glob, exact path,
 // in-segment glob, method-restricted) and a deny rule; everything else needs
 // a session.
 func pathRules(o *Options) {
-	o.Settings.Rules = []Rule{
-		{Paths: []string{"/public/**"}, Policy: PolicyPublic},
-		{Paths: []string{"/status"}, Policy: PolicyPublic},
-		{Paths: []string{"/assets/*.css"}, Policy: PolicyPublic},
-		{Paths: []string{"/feed"}, Methods: []string{"GET"}, Policy: PolicyPublic},
-		{Paths: []string{"/internal/**"}, Policy: PolicyDeny},
+	o.Settings.Rules = []access.Rule{
+		{Paths: []string{"/public/**"}, Policy: access.PolicyPublic},
+		{Paths: []string{"/status"}, Policy: access.PolicyPublic},
+		{Paths: []string{"/assets/*.css"}, Policy: access.PolicyPublic},
+		{Paths: []string{"/feed"}, Methods: []string{"GET"}, Policy: access.PolicyPublic},
+		{Paths: []string{"/internal/**"}, Policy: access.PolicyDeny},
 	}
 }
 
@@ -95,7 +98,7 @@ func deepNormalize(p string) string {
 
 func TestPathSpellingsNeverBypassRules(t *testing.T) {
 	h := newHarness(t, pathRules)
-	access, err := NewAccess(h.opts.Settings.Rules, h.opts.Settings.DefaultPolicy)
+	decider, err := access.Compile(h.opts.Settings.Rules, h.opts.Settings.DefaultPolicy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,16 +133,16 @@ func TestPathSpellingsNeverBypassRules(t *testing.T) {
 		if i := strings.IndexByte(raw, '?'); i >= 0 {
 			raw = raw[:i]
 		}
-		clean, err := CleanPath(raw)
+		clean, err := safeurl.CleanPath(raw)
 		if err != nil {
 			t.Errorf("%q reached the upstream as %q, which the gateway itself refuses", target, raw)
 			continue
 		}
-		if d := access.Decide("", http.MethodGet, clean); d.Policy != PolicyPublic {
+		if d := decider.Decide("", http.MethodGet, clean); d.Policy != access.PolicyPublic {
 			t.Errorf("%q reached the upstream unauthenticated as %q (%s)", target, raw, d.Policy)
 		}
-		if deep := deepNormalize(raw); access.Decide("", http.MethodGet, deep).Policy != PolicyPublic {
-			t.Errorf("%q reached the upstream as %q, which a lenient server reads as %q (%s)", target, raw, deep, access.Decide("", http.MethodGet, deep).Policy)
+		if deep := deepNormalize(raw); decider.Decide("", http.MethodGet, deep).Policy != access.PolicyPublic {
+			t.Errorf("%q reached the upstream as %q, which a lenient server reads as %q (%s)", target, raw, deep, decider.Decide("", http.MethodGet, deep).Policy)
 		}
 	}
 	if reached == len(targets) {
@@ -326,17 +329,17 @@ func FuzzForwardedPublicPath(f *testing.F) {
 	pub, _ := url.Parse("http://gate.example")
 	rt := startRecordingUpstream(f)
 	up := rt.url
-	rules := []Rule{
-		{Paths: []string{"/public/**"}, Policy: PolicyPublic},
-		{Paths: []string{"/status"}, Policy: PolicyPublic},
-		{Paths: []string{"/assets/*.css"}, Policy: PolicyPublic},
-		{Paths: []string{"/internal/**"}, Policy: PolicyDeny},
+	rules := []access.Rule{
+		{Paths: []string{"/public/**"}, Policy: access.PolicyPublic},
+		{Paths: []string{"/status"}, Policy: access.PolicyPublic},
+		{Paths: []string{"/assets/*.css"}, Policy: access.PolicyPublic},
+		{Paths: []string{"/internal/**"}, Policy: access.PolicyDeny},
 	}
 	srv, err := New(Options{
 		PublicURL: pub, Upstream: up, Store: st, Secret: bytes.Repeat([]byte("k"), 32),
-		Session: SessionSettings{CookieName: "gatehouse_session", Lifetime: time.Hour, IdleTimeout: time.Hour},
+		Session: session.Settings{CookieName: "gatehouse_session", Lifetime: time.Hour, IdleTimeout: time.Hour},
 		Settings: Settings{
-			Rules: rules, DefaultPolicy: PolicyAuthenticated, Signup: Signup{Open: true},
+			Rules: rules, DefaultPolicy: access.PolicyAuthenticated, Signup: access.Signup{Open: true},
 			OTP: OTPSettings{Length: 6, TTL: time.Minute, MaxAttempts: 5, MaxFailuresPerHour: 100,
 				RateWindow: time.Minute, PerAddress: 5, PerIP: 30},
 			Mailer: mailer.NewLog(io.Discard), Pages: pg,
@@ -345,7 +348,7 @@ func FuzzForwardedPublicPath(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	access, err := NewAccess(rules, PolicyAuthenticated)
+	decider, err := access.Compile(rules, access.PolicyAuthenticated)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -371,14 +374,14 @@ func FuzzForwardedPublicPath(f *testing.F) {
 			return
 		}
 		sent := got.EscapedPath()
-		clean, err := CleanPath(sent)
+		clean, err := safeurl.CleanPath(sent)
 		if err != nil {
 			t.Fatalf("%q reached the upstream as %q, which CleanPath refuses: %v", target, sent, err)
 		}
-		if d := access.Decide("gate.example", http.MethodGet, clean); d.Policy != PolicyPublic {
+		if d := decider.Decide("gate.example", http.MethodGet, clean); d.Policy != access.PolicyPublic {
 			t.Fatalf("%q reached the upstream as %q (%s) without a session", target, sent, d.Policy)
 		}
-		if deep := deepNormalize(sent); access.Decide("gate.example", http.MethodGet, deep).Policy != PolicyPublic {
+		if deep := deepNormalize(sent); decider.Decide("gate.example", http.MethodGet, deep).Policy != access.PolicyPublic {
 			t.Fatalf("%q reached the upstream as %q, which a lenient server reads as %q", target, sent, deep)
 		}
 		if q := strings.SplitN(target, "?", 2); len(q) == 2 && got.RawQuery != q[1] {

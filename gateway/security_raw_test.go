@@ -16,7 +16,7 @@ import (
 // framing headers).
 
 // guarded is the address of the harness's gateway, which is served behind
-// GuardFraming as cmd/gatehouse does.
+// framing.Guard as cmd/gatehouse does.
 func (h *harness) guarded() string { return h.addr() }
 
 // addr is the harness's listener.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gatehouse/session"
 )
 
 func TestSessionTokensAreRandom256BitsStoredHashed(t *testing.T) {
@@ -60,7 +62,7 @@ func TestClientChosenTokenIsNeverAdopted(t *testing.T) {
 	attacker := h.browser()
 	attacker.signIn("mallory@example.com", "/")
 	for name, planted := range map[string]string{
-		"made-up token":           strings.Repeat("A", tokenLen),
+		"made-up token":           strings.Repeat("A", session.TokenLen),
 		"attacker's live session": attacker.sessionCookie(),
 	} {
 		t.Run(name, func(t *testing.T) {

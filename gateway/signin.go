@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"gatehouse/authstore"
+	"gatehouse/clientip"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/session"
 )
 
 // Sign-in outcomes that the pages and the API tell the user about. Their
@@ -107,7 +109,7 @@ func (s *Server) maySend(ctx context.Context, rs *runtimeSettings, email string,
 			return false, "cooldown", nil
 		}
 	}
-	perIP, err := s.store.Hit(ctx, "send:ip:"+rateKey(c.IP), rs.OTP.RateWindow, now)
+	perIP, err := s.store.Hit(ctx, "send:ip:"+clientip.RateKey(c.IP), rs.OTP.RateWindow, now)
 	if err != nil {
 		return false, "", fmt.Errorf("rate limit: %w", err)
 	}
@@ -319,7 +321,7 @@ func (s *Server) signIn(ctx context.Context, rs *runtimeSettings, email string, 
 		s.signinFailed(c, email, "user disabled")
 		return "", authstore.Session{}, errNotAllowed
 	}
-	token, sess, err := s.newSession(ctx, email, c.IP, c.UserAgent)
+	token, sess, err := s.sessions.Start(ctx, email, c.IP, c.UserAgent)
 	if err != nil {
 		return "", authstore.Session{}, err
 	}
@@ -334,7 +336,7 @@ func (s *Server) signIn(ctx context.Context, rs *runtimeSettings, email string, 
 // consumeLink signs in with the one-click link token from the mail.
 func (s *Server) consumeLink(ctx context.Context, token string, c client) (string, authstore.Session, error) {
 	rs := s.settings()
-	if !validToken(token) {
+	if !session.ValidToken(token) {
 		return "", authstore.Session{}, errCodeExpired
 	}
 	email, err := s.store.ConsumeLink(ctx, s.linkHash(token), s.now().UTC(), rs.OTP.MaxAttempts)

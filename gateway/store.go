@@ -5,14 +5,13 @@ import (
 	"time"
 
 	"gatehouse/authstore"
+	"gatehouse/session"
 )
 
-// SessionStore keeps sessions. Tokens are never stored, only their SHA-256.
+// SessionStore keeps sessions: what the session package needs, and the
+// listing and bulk sign-out the account page offers.
 type SessionStore interface {
-	CreateSession(ctx context.Context, sess authstore.Session) (authstore.Session, error)
-	SessionByTokenHash(ctx context.Context, tokenHash []byte) (authstore.Session, error)
-	TouchSession(ctx context.Context, id string, lastSeen time.Time) error
-	DeleteSession(ctx context.Context, id string) error
+	session.Store
 	ListSessions(ctx context.Context, email string) ([]authstore.Session, error)
 	DeleteUserSessions(ctx context.Context, email string, exceptID string) (int, error)
 }

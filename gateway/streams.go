@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+
+	"gatehouse/session"
 )
 
 // streams tracks the exchanges that may stay open indefinitely (protocol
@@ -30,7 +32,7 @@ func newStreams() *streams {
 // on public paths); done must be called when it ends. After closeAll the
 // context starts canceled. A session's stream ends at the session's
 // absolute expiry at the latest.
-func (st *streams) open(id *identity) (context.Context, func()) {
+func (st *streams) open(id *session.Identity) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &stream{cancel: cancel}
 	if id != nil {

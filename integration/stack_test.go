@@ -26,12 +26,12 @@ import (
 	"testing"
 	"time"
 
-	"gatehouse/internal/apptest"
-	"gatehouse/internal/logbuf"
-
 	"gatehouse/authstore"
 	"gatehouse/config"
+	"gatehouse/framing"
 	"gatehouse/gateway"
+	"gatehouse/internal/apptest"
+	"gatehouse/internal/logbuf"
 	"gatehouse/internal/smtptest"
 	"gatehouse/internal/wiring"
 )
@@ -112,7 +112,7 @@ func newStack(t *testing.T, dir string) *stack {
 	}
 	srv := gatehouseFromConfig(t, cfg)
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(gateway.GuardFraming(ln)) }()
+	go func() { defer close(done); _ = srv.Serve(framing.Guard(ln)) }()
 	t.Cleanup(func() { _ = srv.Close(); <-done })
 	return s
 }

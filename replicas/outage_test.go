@@ -15,12 +15,14 @@ import (
 	"testing"
 	"time"
 
-	"gatehouse/internal/logbuf"
-
+	"gatehouse/access"
 	"gatehouse/authstore"
+	"gatehouse/framing"
 	"gatehouse/gateway"
+	"gatehouse/internal/logbuf"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/session"
 )
 
 // TestStoreOutage cuts two running replicas off PostgreSQL under a steady
@@ -386,12 +388,12 @@ func inProcessGateway(t *testing.T, st *authstore.Store, secret []byte, clk *clo
 	gw, err := gateway.New(gateway.Options{
 		PublicURL: pub,
 		Upstream:  upURL,
-		Session: gateway.SessionSettings{
+		Session: session.Settings{
 			CookieName: sessionCookie, Lifetime: 24 * time.Hour, IdleTimeout: 24 * time.Hour,
 		},
 		Settings: gateway.Settings{
-			DefaultPolicy: gateway.PolicyAuthenticated,
-			Signup:        gateway.Signup{Open: true},
+			DefaultPolicy: access.PolicyAuthenticated,
+			Signup:        access.Signup{Open: true},
 			OTP: gateway.OTPSettings{
 				Length: 6, TTL: 5 * time.Minute, MaxAttempts: 5, MaxFailuresPerHour: 100,
 				RateWindow: 15 * time.Minute, PerAddress: 5, PerIP: 30,
@@ -412,7 +414,7 @@ func inProcessGateway(t *testing.T, st *authstore.Store, secret []byte, clk *clo
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { defer close(done); _ = gw.Serve(gateway.GuardFraming(ln)) }()
+	go func() { defer close(done); _ = gw.Serve(framing.Guard(ln)) }()
 	t.Cleanup(func() { _ = gw.Close(); <-done })
 	return &replica{t: t, name: "in-process", url: "http://" + ln.Addr().String(), client: &http.Client{}, logs: &logbuf.Buffer{}}
 }

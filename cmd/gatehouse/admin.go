@@ -16,7 +16,7 @@ import (
 
 	"gatehouse/authstore"
 	"gatehouse/config"
-	"gatehouse/gateway"
+	"gatehouse/email"
 )
 
 // Exit statuses of every command, documented for scripts.
@@ -148,11 +148,11 @@ func writeJSON(w io.Writer, v any) error {
 
 // parseEmail normalizes an address exactly as the sign-in form does.
 func parseEmail(s string) (string, error) {
-	email, err := gateway.ParseAddress(s)
+	addr, err := email.Parse(s)
 	if err != nil {
 		return "", usageError("%q: %v", s, err)
 	}
-	return email, nil
+	return addr, nil
 }
 
 // existingUser returns the user or a not-found error naming the address.

@@ -21,6 +21,7 @@ import (
 
 	"gatehouse/authstore"
 	"gatehouse/config"
+	"gatehouse/framing"
 	"gatehouse/gateway"
 	"gatehouse/internal/logwriter"
 	"gatehouse/internal/wiring"
@@ -156,7 +157,7 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 	errc := make(chan error, 1)
 	// The framing guard refuses requests whose length is ambiguous on the
 	// wire, which a proxy in front might frame differently.
-	go func() { errc <- gw.Serve(gateway.GuardFraming(ln)) }()
+	go func() { errc <- gw.Serve(framing.Guard(ln)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -10,11 +10,13 @@ import (
 	"io"
 	"log/slog"
 
+	"gatehouse/access"
 	"gatehouse/authstore"
 	"gatehouse/config"
 	"gatehouse/gateway"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/session"
 )
 
 // OpenStore opens the store named by the config; the caller migrates it.
@@ -36,15 +38,15 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*auth
 // Settings maps the hot-reloadable part of the config to the gateway. The
 // log mail driver writes to console.
 func Settings(cfg *config.Config, console io.Writer) (gateway.Settings, error) {
-	rules := make([]gateway.Rule, 0, len(cfg.Access.Rules))
+	rules := make([]access.Rule, 0, len(cfg.Access.Rules))
 	for i, r := range cfg.Access.Rules {
-		p, err := gateway.ParsePolicy(r.Policy)
+		p, err := access.ParsePolicy(r.Policy)
 		if err != nil {
 			return gateway.Settings{}, fmt.Errorf("access.rules[%d].policy: %w", i, err)
 		}
-		rules = append(rules, gateway.Rule{Paths: r.Paths, Methods: r.Methods, Hosts: r.Hosts, Policy: p, Emails: r.Emails, Domains: r.Domains})
+		rules = append(rules, access.Rule{Paths: r.Paths, Methods: r.Methods, Hosts: r.Hosts, Policy: p, Emails: r.Emails, Domains: r.Domains})
 	}
-	def, err := gateway.ParsePolicy(cfg.Access.Default)
+	def, err := access.ParsePolicy(cfg.Access.Default)
 	if err != nil {
 		return gateway.Settings{}, fmt.Errorf("access.default: %w", err)
 	}
@@ -66,7 +68,7 @@ func Settings(cfg *config.Config, console io.Writer) (gateway.Settings, error) {
 	return gateway.Settings{
 		Rules:                rules,
 		DefaultPolicy:        def,
-		Signup:               gateway.Signup{Open: cfg.Access.Signup == "open", Emails: cfg.Access.AllowedEmails, Domains: cfg.Access.AllowedDomains},
+		Signup:               access.Signup{Open: cfg.Access.Signup == "open", Emails: cfg.Access.AllowedEmails, Domains: cfg.Access.AllowedDomains},
 		AllowedRedirectHosts: cfg.Redirect.AllowedHosts,
 		OTP: gateway.OTPSettings{
 			Length:             cfg.OTP.Length,
@@ -120,7 +122,7 @@ func Options(cfg *config.Config, st *authstore.Store, secret []byte, settings ga
 		MaxHeaderBytes:  int(cfg.Server.MaxHeaderBytes),
 		Routes:          routes,
 		TrustedProxies:  cfg.Server.TrustedProxies,
-		Session: gateway.SessionSettings{
+		Session: session.Settings{
 			CookieName:   cfg.Session.CookieName,
 			CookieDomain: cfg.Session.CookieDomain,
 			Lifetime:     cfg.Session.Lifetime,

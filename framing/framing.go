@@ -1,4 +1,6 @@
-package gateway
+// Package framing guards a listener against requests whose framing is
+// ambiguous on the wire (request smuggling).
+package framing
 
 import (
 	"bytes"
@@ -7,10 +9,10 @@ import (
 	"strconv"
 )
 
-// hdrAmbiguousFraming marks a request whose head was ambiguous on the wire.
-// The framing guard adds it; the Server refuses any request that carries it
+// AmbiguousHeader marks a request whose head was ambiguous on the wire.
+// The guard adds it; the server must refuse any request that carries it
 // (a client sending it itself only gets its own request refused).
-const hdrAmbiguousFraming = "X-Gatehouse-Ambiguous-Framing"
+const AmbiguousHeader = "X-Gatehouse-Ambiguous-Framing"
 
 // Limits of the framing guard. A head or chunk line longer than these is
 // handed to the server as it is and the connection ends after it, so the
@@ -20,7 +22,7 @@ const (
 	maxGuardedChunkLine = 4096
 )
 
-// GuardFraming wraps the listener the Server is served on, so that requests
+// Guard wraps the listener the gateway is served on, so that requests
 // whose framing is ambiguous are refused with 400 and never forwarded.
 //
 // An HTTP server resolves such heads silently (fasthttp lets
@@ -31,30 +33,30 @@ const (
 // and marks a head with a Content-Length and a Transfer-Encoding, several
 // Content-Length or Host headers, or a Transfer-Encoding on HTTP/1.0. It
 // follows each message's body to find the next head; after a protocol
-// upgrade it steps aside, and the Server closes the connection of any
+// upgrade it steps aside, and the gateway closes the connection of any
 // upgrade request it does not switch. Whatever it cannot follow (a
 // transfer coding other than chunked, differing lengths, an oversized
 // head) ends the connection after the bytes already read, so no byte the
 // guard did not check is ever parsed as a request.
-func GuardFraming(ln net.Listener) net.Listener {
-	return &framingListener{Listener: ln}
+func Guard(ln net.Listener) net.Listener {
+	return &listener{Listener: ln}
 }
 
-type framingListener struct {
+type listener struct {
 	net.Listener
 }
 
-func (l *framingListener) Accept() (net.Conn, error) {
+func (l *listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &framingConn{Conn: c}, nil
+	return &conn{Conn: c}, nil
 }
 
 // NetConn is the connection underneath, for the forwarder's watch on
 // clients that leave and for the server's lingering close.
-func (c *framingConn) NetConn() net.Conn { return c.Conn }
+func (c *conn) NetConn() net.Conn { return c.Conn }
 
 type framingState int
 
@@ -68,10 +70,10 @@ const (
 	stateEnd                             // framing lost: no more bytes are delivered
 )
 
-// framingConn checks the request stream as the server reads it. Reads come
+// conn checks the request stream as the server reads it. Reads come
 // from one goroutine at a time (the server's connection loop guarantees
 // it), so the parser state needs no lock.
-type framingConn struct {
+type conn struct {
 	net.Conn
 	state     framingState
 	remaining int64
@@ -87,7 +89,7 @@ type framingConn struct {
 	scan int
 }
 
-func (c *framingConn) Read(p []byte) (int, error) {
+func (c *conn) Read(p []byte) (int, error) {
 	for len(c.out) == 0 {
 		if c.state == stateEnd {
 			return 0, io.EOF
@@ -152,7 +154,7 @@ func appendWindow(base *[]byte, win []byte, b []byte) []byte {
 
 // CloseWrite lets the server half-close after an error response, so the
 // client reads the response instead of a reset.
-func (c *framingConn) CloseWrite() error {
+func (c *conn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
@@ -160,7 +162,7 @@ func (c *framingConn) CloseWrite() error {
 }
 
 // release moves n checked bytes of input to the output.
-func (c *framingConn) release(n int) {
+func (c *conn) release(n int) {
 	c.out = appendWindow(&c.outBase, c.out, c.in[:n])
 	c.in = c.in[n:]
 	c.scan = 0
@@ -168,13 +170,13 @@ func (c *framingConn) release(n int) {
 
 // giveUp delivers what was read and ends the stream: the server will refuse
 // the malformed message, and nothing after it goes unchecked.
-func (c *framingConn) giveUp() {
+func (c *conn) giveUp() {
 	c.release(len(c.in))
 	c.state = stateEnd
 }
 
 // advance makes progress on buffered input and reports whether it did.
-func (c *framingConn) advance() bool {
+func (c *conn) advance() bool {
 	switch c.state {
 	case stateHead:
 		return c.advanceHead()
@@ -212,7 +214,7 @@ func (c *framingConn) advance() bool {
 }
 
 // endMessage starts on the next request, or steps aside after an upgrade.
-func (c *framingConn) endMessage() {
+func (c *conn) endMessage() {
 	if c.upgrade {
 		c.state = statePassthrough
 		return
@@ -220,7 +222,7 @@ func (c *framingConn) endMessage() {
 	c.state = stateHead
 }
 
-func (c *framingConn) advanceHead() bool {
+func (c *conn) advanceHead() bool {
 	// Servers skip a few stray line breaks between requests.
 	skip := 0
 	for skip < len(c.in) && (c.in[skip] == '\r' || c.in[skip] == '\n') {
@@ -252,7 +254,7 @@ func (c *framingConn) advanceHead() bool {
 	if f.ambiguous {
 		line := bytes.IndexByte(head, '\n') + 1
 		c.out = appendWindow(&c.outBase, c.out, head[:line])
-		c.out = appendWindow(&c.outBase, c.out, []byte(hdrAmbiguousFraming+": 1\r\n"))
+		c.out = appendWindow(&c.outBase, c.out, []byte(AmbiguousHeader+": 1\r\n"))
 		c.out = appendWindow(&c.outBase, c.out, head[line:])
 		c.in = c.in[end:]
 		c.scan = 0
@@ -408,7 +410,7 @@ func asciiEqualFold(b []byte, lower string) bool {
 
 // lineEnd returns the index of the LF ending the line at the start of the
 // input, or -1, resuming where the last search stopped.
-func (c *framingConn) lineEnd() int {
+func (c *conn) lineEnd() int {
 	if j := bytes.IndexByte(c.in[c.scan:], '\n'); j >= 0 {
 		return c.scan + j
 	}
@@ -417,7 +419,7 @@ func (c *framingConn) lineEnd() int {
 }
 
 // advanceChunkLine reads a chunk-size line, which must end in CRLF.
-func (c *framingConn) advanceChunkLine() bool {
+func (c *conn) advanceChunkLine() bool {
 	i := c.lineEnd()
 	if i < 0 {
 		if len(c.in) > maxGuardedChunkLine {
@@ -451,7 +453,7 @@ func (c *framingConn) advanceChunkLine() bool {
 }
 
 // advanceChunkEnd checks the CRLF after a chunk's data.
-func (c *framingConn) advanceChunkEnd() bool {
+func (c *conn) advanceChunkEnd() bool {
 	want := "\r\n"[2-c.remaining:]
 	n := min(len(c.in), len(want))
 	if string(c.in[:n]) != want[:n] {
@@ -467,7 +469,7 @@ func (c *framingConn) advanceChunkEnd() bool {
 }
 
 // advanceTrailer skips trailer fields up to the empty line.
-func (c *framingConn) advanceTrailer() bool {
+func (c *conn) advanceTrailer() bool {
 	i := c.lineEnd()
 	if i < 0 {
 		if len(c.in) > maxGuardedHead {

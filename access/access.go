@@ -1,4 +1,6 @@
-package gateway
+// Package access compiles the access rules once and decides which policy
+// a request's host, method and path fall under.
+package access
 
 import (
 	"errors"
@@ -6,6 +8,9 @@ import (
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
+
+	"gatehouse/email"
+	"gatehouse/safeurl"
 )
 
 // Policy says what a request needs to pass.
@@ -50,7 +55,8 @@ func (p Policy) String() string {
 // of Paths, its method one of Methods and its host one of Hosts.
 type Rule struct {
 	// Paths are doublestar globs matched, case-sensitively, against the
-	// CleanPath result; at least one is required ("/**" for every path).
+	// safeurl.CleanPath result; at least one is required ("/**" for every
+	// path).
 	// "**" spans segments, "*" does not. "/public/**" matches "/public",
 	// "/public/" and everything below, but not "/publicity" nor "/PUBLIC".
 	// A trailing slash on the request path is ignored when matching, so a
@@ -76,8 +82,8 @@ type Rule struct {
 	Domains []string
 }
 
-// Access holds the compiled access rules.
-type Access struct {
+// Decider holds the compiled access rules.
+type Decider struct {
 	rules []compiledRule
 	def   Policy
 }
@@ -152,14 +158,14 @@ func (l allowList) permits(email string) bool {
 	return false
 }
 
-// NewAccess compiles rules, checked in order (first match wins), with def
+// Compile compiles rules, checked in order (first match wins), with def
 // as the policy when none matches. Every problem is reported, naming the
 // rule by its index.
-func NewAccess(rules []Rule, def Policy) (*Access, error) {
+func Compile(rules []Rule, def Policy) (*Decider, error) {
 	if !validPolicy(def) {
 		return nil, fmt.Errorf("access default: unknown policy %d", int(def))
 	}
-	a := &Access{def: def, rules: make([]compiledRule, 0, len(rules))}
+	a := &Decider{def: def, rules: make([]compiledRule, 0, len(rules))}
 	var errs []error
 	for i, r := range rules {
 		c, err := compileRule(r)
@@ -246,19 +252,19 @@ func compileHost(h string) (hostMatcher, error) {
 		name = name[1:] // keep the dot: ".example.com"
 	}
 	check := strings.TrimPrefix(name, ".")
-	if !isHostName(check) {
+	if !safeurl.IsHostName(check) {
 		return hostMatcher{}, fmt.Errorf("%q is not a host name or *.domain", h)
 	}
 	return hostMatcher{name: name, wildcard: wildcard}, nil
 }
 
-// compileAllowList canonicalises addresses with ParseAddress and domains
+// compileAllowList canonicalises addresses with email.Parse and domains
 // with IDNA, so that they compare equal to signed-in addresses.
 func compileAllowList(emails, domains []string) (allowList, error) {
 	var l allowList
 	var errs []error
 	for _, e := range emails {
-		a, err := ParseAddress(e)
+		a, err := email.Parse(e)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("emails: %q: %w", e, err))
 			continue
@@ -283,7 +289,7 @@ func canonicalDomainPattern(d string) (string, error) {
 	if sub {
 		d = d[2:]
 	}
-	ascii, err := canonicalDomain(d)
+	ascii, err := email.CanonicalDomain(d)
 	if err != nil {
 		return "", err
 	}
@@ -295,14 +301,14 @@ func canonicalDomainPattern(d string) (string, error) {
 
 // Decide returns the first matching rule's decision, or the default. host
 // is the request host (may include a port; it is stripped), method the
-// request method from the request line, path a CleanPath result. Nothing
-// else about the request takes part.
+// request method from the request line, path a safeurl.CleanPath result.
+// Nothing else about the request takes part.
 //
 // A path with ";params" in a segment is also decided without them, as
 // Tomcat, Jetty and others route it ("/internal;x/y" is "/internal/y"
 // there); when the two decisions come from different rules the request is
 // denied rather than guessed.
-func (a *Access) Decide(host, method, path string) Decision {
+func (a *Decider) Decide(host, method, path string) Decision {
 	host = hostOnly(host)
 	d := a.decide(host, method, path)
 	if strings.IndexByte(path, ';') >= 0 {
@@ -328,7 +334,7 @@ func stripPathParams(path string) string {
 	return b.String()
 }
 
-func (a *Access) decide(host, method, path string) Decision {
+func (a *Decider) decide(host, method, path string) Decision {
 	trimmed := path
 	if len(path) > 1 && path[len(path)-1] == '/' {
 		trimmed = path[:len(path)-1]
@@ -394,7 +400,7 @@ func hostOnly(host string) string {
 	return strings.TrimSuffix(host, ".")
 }
 
-// Decision is the outcome of Access.Decide.
+// Decision is the outcome of Decider.Decide.
 type Decision struct {
 	Policy Policy
 	// Rule is the index of the matching rule, -1 for the default.
@@ -405,7 +411,7 @@ type Decision struct {
 // Permits reports whether a signed-in email may pass: true when the
 // decision has no email/domain restriction, otherwise only for a listed
 // address or domain. It is false for an empty email and for PolicyDeny.
-// email is expected in canonical form (ParseAddress); case is ignored.
+// email is expected in canonical form (email.Parse); case is ignored.
 func (d Decision) Permits(email string) bool {
 	if email == "" || d.Policy == PolicyDeny {
 		return false
@@ -427,9 +433,9 @@ type Signup struct {
 	Domains []string
 }
 
-// Allows reports whether email (a ParseAddress result) may sign in.
-func (s Signup) Allows(email string) bool {
-	if email == "" {
+// Allows reports whether addr (an email.Parse result) may sign in.
+func (s Signup) Allows(addr string) bool {
+	if addr == "" {
 		return false
 	}
 	if s.Open {
@@ -437,7 +443,7 @@ func (s Signup) Allows(email string) bool {
 	}
 	var l allowList
 	for _, e := range s.Emails {
-		if a, err := ParseAddress(e); err == nil {
+		if a, err := email.Parse(e); err == nil {
 			l.emails = append(l.emails, a)
 		}
 	}
@@ -446,7 +452,7 @@ func (s Signup) Allows(email string) bool {
 			l.domains = append(l.domains, c)
 		}
 	}
-	return l.permits(email)
+	return l.permits(addr)
 }
 
 // isToken reports whether s is an RFC 9110 token, the syntax of a method.
@@ -460,39 +466,6 @@ func isToken(s string) bool {
 			continue
 		}
 		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
-// isHostName reports whether s is an ASCII host name (letters, digits,
-// hyphens, dots; labels of 1 to 63), an IPv4 address or a bracketed IPv6
-// literal. Unicode names must be given in their xn-- form.
-func isHostName(s string) bool {
-	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-		return len(s) > 2 && !strings.ContainsAny(s[1:len(s)-1], "[]/%")
-	}
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if !isLDHLabel(label) {
-			return false
-		}
-	}
-	return true
-}
-
-// isLDHLabel reports whether label is 1 to 63 letters, digits and hyphens,
-// neither starting nor ending with a hyphen.
-func isLDHLabel(label string) bool {
-	if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(label); i++ {
-		c := label[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
 			return false
 		}
 	}

@@ -1,4 +1,6 @@
-package gateway
+// Package email parses email addresses strictly into the one canonical form
+// Gatehouse stores, compares and sends codes to.
+package email
 
 import (
 	"errors"
@@ -14,7 +16,7 @@ import (
 // email address Gatehouse can send a code to.
 var ErrBadAddress = errors.New("invalid email address")
 
-// ParseAddress strictly parses a bare email address and returns its
+// Parse strictly parses a bare email address and returns its
 // canonical form: the whole address lower-cased, the domain in lower-case
 // ASCII (an IDN domain is mapped with the IDNA lookup profile and returned
 // as punycode "xn--…" labels).
@@ -33,7 +35,7 @@ var ErrBadAddress = errors.New("invalid email address")
 // Cyrillic or Greek lookalikes under a non-Cyrillic, non-Greek TLD.
 // Japanese, Chinese and Korean labels may mix Han and kana, bopomofo or
 // hangul with Latin, as Unicode's "highly restrictive" profile allows.
-func ParseAddress(s string) (string, error) {
+func Parse(s string) (string, error) {
 	s = strings.Trim(s, " ")
 	if s == "" {
 		return "", badAddress("empty")
@@ -61,7 +63,7 @@ func ParseAddress(s string) (string, error) {
 	if err := checkLocalPart(local); err != nil {
 		return "", err
 	}
-	ascii, err := canonicalDomain(domain)
+	ascii, err := CanonicalDomain(domain)
 	if err != nil {
 		return "", err
 	}
@@ -115,9 +117,9 @@ func domainProfile() *idna.Profile {
 	)
 }
 
-// canonicalDomain returns the lower-case ASCII form of a mail domain, or
-// ErrBadAddress.
-func canonicalDomain(domain string) (string, error) {
+// CanonicalDomain returns the lower-case ASCII form of a mail domain, the
+// form Parse gives an address's domain, or ErrBadAddress.
+func CanonicalDomain(domain string) (string, error) {
 	if domain == "" {
 		return "", badAddress("empty domain")
 	}
@@ -157,7 +159,7 @@ func canonicalDomain(domain string) (string, error) {
 	last := len(unicodeLabels) - 1
 	tld := labelScripts(unicodeLabels[last])
 	for i, u := range unicodeLabels {
-		if isASCIIString(u) {
+		if isASCII(u) {
 			continue
 		}
 		for _, r := range u {
@@ -302,6 +304,30 @@ func wholeScriptConfusable(label string, scripts, tld scriptSet) bool {
 	}
 	for _, r := range label {
 		if unicode.IsLetter(r) && !strings.ContainsRune(lookalikes, r) {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// isLDHLabel reports whether label is 1 to 63 letters, digits and hyphens,
+// neither starting nor ending with a hyphen.
+func isLDHLabel(label string) bool {
+	if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(label); i++ {
+		c := label[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
 			return false
 		}
 	}

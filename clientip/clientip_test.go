@@ -1,4 +1,4 @@
-package gateway
+package clientip
 
 import (
 	"net/netip"
@@ -18,7 +18,7 @@ func mustPrefixes(t *testing.T, ss ...string) []netip.Prefix {
 	return out
 }
 
-func TestClientIP(t *testing.T) {
+func TestResolve(t *testing.T) {
 	trusted := mustPrefixes(t, "10.0.0.0/8", "fd00::/8", "192.168.1.1/32")
 	tests := []struct {
 		name    string
@@ -65,15 +65,15 @@ func TestClientIP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := ClientIP(tt.remote, tt.xff, tt.trusted)
+			got := Resolve(tt.remote, tt.xff, tt.trusted)
 			if got.String() != tt.want {
-				t.Fatalf("ClientIP(%q, %q) = %s, want %s", tt.remote, tt.xff, got, tt.want)
+				t.Fatalf("Resolve(%q, %q) = %s, want %s", tt.remote, tt.xff, got, tt.want)
 			}
 		})
 	}
 }
 
-func TestForwardedProto(t *testing.T) {
+func TestProto(t *testing.T) {
 	trusted := mustPrefixes(t, "10.0.0.0/8")
 	tests := []struct {
 		name   string
@@ -96,8 +96,54 @@ func TestForwardedProto(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ForwardedProto(tt.remote, tt.xfp, tt.tls, trusted); got != tt.want {
-				t.Fatalf("ForwardedProto(%q, %q, %v) = %q, want %q", tt.remote, tt.xfp, tt.tls, got, tt.want)
+			if got := Proto(tt.remote, tt.xfp, tt.tls, trusted); got != tt.want {
+				t.Fatalf("Proto(%q, %q, %v) = %q, want %q", tt.remote, tt.xfp, tt.tls, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPeerTrusted(t *testing.T) {
+	trusted := mustPrefixes(t, "10.0.0.0/8", "fd00::/8")
+	tests := []struct {
+		name    string
+		remote  string
+		trusted []netip.Prefix
+		want    bool
+	}{
+		{"trusted v4", "10.1.2.3:443", trusted, true},
+		{"untrusted v4", "203.0.113.9:443", trusted, false},
+		{"trusted v6", "[fd00::1]:443", trusted, true},
+		{"mapped v4 unmapped", "[::ffff:10.1.2.3]:443", trusted, true},
+		{"untrusted v6", "[2001:db8::1]:443", trusted, false},
+		{"no port", "10.1.2.3", trusted, false},
+		{"unix socket", "@", trusted, false},
+		{"nothing trusted", "10.1.2.3:443", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PeerTrusted(tt.remote, tt.trusted); got != tt.want {
+				t.Fatalf("PeerTrusted(%q) = %v, want %v", tt.remote, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRateKey(t *testing.T) {
+	tests := []struct {
+		name, ip, want string
+	}{
+		{"v4 as is", "203.0.113.9", "203.0.113.9"},
+		{"v6 stands for its /64", "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+		{"v6 zone dropped", "fe80::1%eth0", "fe80::/64"},
+		{"mapped v4 as is", "::ffff:192.0.2.1", "::ffff:192.0.2.1"},
+		{"not an address", "unix", "unix"},
+		{"empty", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RateKey(tt.ip); got != tt.want {
+				t.Fatalf("RateKey(%q) = %q, want %q", tt.ip, got, tt.want)
 			}
 		})
 	}

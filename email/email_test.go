@@ -1,4 +1,4 @@
-package gateway
+package email
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestParseAddressAccepts(t *testing.T) {
+func TestParseAccepts(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
@@ -38,22 +38,22 @@ func TestParseAddressAccepts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseAddress(tt.in)
+			got, err := Parse(tt.in)
 			if err != nil {
-				t.Fatalf("ParseAddress(%q): %v", tt.in, err)
+				t.Fatalf("Parse(%q): %v", tt.in, err)
 			}
 			if got != tt.want {
-				t.Fatalf("ParseAddress(%q) = %q, want %q", tt.in, got, tt.want)
+				t.Fatalf("Parse(%q) = %q, want %q", tt.in, got, tt.want)
 			}
-			again, err := ParseAddress(got)
+			again, err := Parse(got)
 			if err != nil || again != got {
-				t.Fatalf("ParseAddress(%q) = %q, %v: not stable", got, again, err)
+				t.Fatalf("Parse(%q) = %q, %v: not stable", got, again, err)
 			}
 		})
 	}
 }
 
-func TestParseAddressRejects(t *testing.T) {
+func TestParseRejects(t *testing.T) {
 	tests := []struct {
 		name, in string
 	}{
@@ -132,33 +132,65 @@ func TestParseAddressRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseAddress(tt.in)
+			got, err := Parse(tt.in)
 			if err == nil {
-				t.Fatalf("ParseAddress(%q) = %q, want ErrBadAddress", tt.in, got)
+				t.Fatalf("Parse(%q) = %q, want ErrBadAddress", tt.in, got)
 			}
 			if !errors.Is(err, ErrBadAddress) {
-				t.Fatalf("ParseAddress(%q) error %v is not ErrBadAddress", tt.in, err)
+				t.Fatalf("Parse(%q) error %v is not ErrBadAddress", tt.in, err)
 			}
 			if got != "" {
-				t.Fatalf("ParseAddress(%q) returned %q with its error", tt.in, got)
+				t.Fatalf("Parse(%q) returned %q with its error", tt.in, got)
 			}
 		})
 	}
 }
 
-func TestParseAddressErrorNeverQuotesTheAddress(t *testing.T) {
+func TestParseErrorNeverQuotesTheAddress(t *testing.T) {
 	for _, in := range []string{
 		"secretname@example.com\n",
 		"secretname@pаypal.com",
 		"secretname@localhost",
 		"Secret Name <secretname@example.com>",
 	} {
-		_, err := ParseAddress(in)
+		_, err := Parse(in)
 		if err == nil {
-			t.Fatalf("ParseAddress(%q) accepted", in)
+			t.Fatalf("Parse(%q) accepted", in)
 		}
 		if strings.Contains(err.Error(), "secretname") {
 			t.Fatalf("error %q quotes the address", err)
 		}
+	}
+}
+
+func TestCanonicalDomain(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		ok             bool
+	}{
+		{"lower-cased", "Example.COM", "example.com", true},
+		{"idn to punycode", "bücher.de", "xn--bcher-kva.de", true},
+		{"punycode kept", "XN--BCHER-KVA.DE", "xn--bcher-kva.de", true},
+		{"empty", "", "", false},
+		{"trailing dot", "example.com.", "", false},
+		{"no dot", "localhost", "", false},
+		{"numeric tld", "1.2.3.4", "", false},
+		{"hyphen at label end", "a-.example.com", "", false},
+		{"mixed scripts", "pаypal.com", "", false},
+		{"cyrillic lookalike", "аррӏе.com", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := CanonicalDomain(tt.in)
+			if !tt.ok {
+				if !errors.Is(err, ErrBadAddress) || got != "" {
+					t.Fatalf("CanonicalDomain(%q) = %q, %v; want ErrBadAddress", tt.in, got, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("CanonicalDomain(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+		})
 	}
 }

@@ -1,4 +1,6 @@
-package gateway
+// Package safeurl reads request paths and redirect targets the one way that
+// the gateway, browsers and the upstream cannot disagree about.
+package safeurl
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package gateway
+package safeurl
 
 import (
 	"net/url"
@@ -73,24 +73,24 @@ func NewRedirects(publicURL *url.URL, allowedHosts []string) *Redirects {
 // "[v6]:port".
 func parseRedirectHost(s string) (redirectHost, bool) {
 	s = strings.ToLower(s)
-	host, port, ok := splitAuthority(s)
+	host, port, ok := SplitAuthority(s)
 	if !ok {
 		return redirectHost{}, false
 	}
 	h := redirectHost{name: host, port: canonicalPort(port)}
 	if strings.HasPrefix(host, "*.") {
 		h.name, h.wildcard = host[1:], true
-		if !isHostName(host[2:]) || strings.HasPrefix(host[2:], "[") {
+		if !IsHostName(host[2:]) || strings.HasPrefix(host[2:], "[") {
 			return redirectHost{}, false
 		}
 		return h, true
 	}
-	return h, isHostName(host)
+	return h, IsHostName(host)
 }
 
-// splitAuthority splits "host[:port]" or "[v6][:port]" and checks the port
-// is 1 to 65535. The host is not validated.
-func splitAuthority(s string) (host, port string, ok bool) {
+// SplitAuthority splits "host[:port]" or "[v6][:port]" and checks the port
+// is 1 to 65535. The host is not validated (IsHostName does that).
+func SplitAuthority(s string) (host, port string, ok bool) {
 	host = s
 	if strings.HasPrefix(s, "[") {
 		end := strings.IndexByte(s, ']')
@@ -116,6 +116,15 @@ func splitAuthority(s string) (host, port string, ok bool) {
 		}
 	}
 	return host, port, host != ""
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func validPort(p string) bool {
@@ -298,8 +307,8 @@ func (r *Redirects) safeAbsolute(rd string) bool {
 			return false // userinfo, escapes, non-ASCII, …
 		}
 	}
-	host, port, ok := splitAuthority(authority)
-	if !ok || !isHostName(host) {
+	host, port, ok := SplitAuthority(authority)
+	if !ok || !IsHostName(host) {
 		return false
 	}
 	// The standard parser must see the same host, or a browser might not.
@@ -354,4 +363,37 @@ func encodeRedirect(s string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// IsHostName reports whether s is an ASCII host name (letters, digits,
+// hyphens, dots; labels of 1 to 63), an IPv4 address or a bracketed IPv6
+// literal. Unicode names must be given in their xn-- form.
+func IsHostName(s string) bool {
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		return len(s) > 2 && !strings.ContainsAny(s[1:len(s)-1], "[]/%")
+	}
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if !isLDHLabel(label) {
+			return false
+		}
+	}
+	return true
+}
+
+// isLDHLabel reports whether label is 1 to 63 letters, digits and hyphens,
+// neither starting nor ending with a hyphen.
+func isLDHLabel(label string) bool {
+	if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(label); i++ {
+		c := label[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

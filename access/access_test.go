@@ -1,16 +1,18 @@
-package gateway
+package access
 
 import (
 	"strings"
 	"testing"
+
+	"gatehouse/safeurl"
 )
 
 // testRules covers one rule of each kind: a prefix, an exact path, a glob
 // in the middle, a method-limited rule and a deny rule, with sessions
 // required everywhere else.
-func testAccess(t *testing.T) *Access {
+func testDecider(t *testing.T) *Decider {
 	t.Helper()
-	a, err := NewAccess([]Rule{
+	a, err := Compile([]Rule{
 		{Paths: []string{"/public/**"}, Policy: PolicyPublic},
 		{Paths: []string{"/healthz"}, Policy: PolicyPublic},
 		{Paths: []string{"/api/*/public"}, Policy: PolicyPublic},
@@ -18,15 +20,15 @@ func testAccess(t *testing.T) *Access {
 		{Paths: []string{"/admin/**", "/internal"}, Policy: PolicyDeny},
 	}, PolicyAuthenticated)
 	if err != nil {
-		t.Fatalf("NewAccess: %v", err)
+		t.Fatalf("Compile: %v", err)
 	}
 	return a
 }
 
 // outcome runs a raw request target through CleanPath and Decide, the way
 // the server does, and names the result: "400" or the policy.
-func outcome(a *Access, method, raw string) string {
-	p, err := CleanPath(raw)
+func outcome(a *Decider, method, raw string) string {
+	p, err := safeurl.CleanPath(raw)
 	if err != nil {
 		return "400"
 	}
@@ -34,7 +36,7 @@ func outcome(a *Access, method, raw string) string {
 }
 
 func TestNoSpellingOfAProtectedPathIsPublic(t *testing.T) {
-	a := testAccess(t)
+	a := testDecider(t)
 	tests := []struct {
 		name, raw, want string
 	}{
@@ -119,7 +121,7 @@ func TestNoSpellingOfAProtectedPathIsPublic(t *testing.T) {
 }
 
 func TestDecideMethods(t *testing.T) {
-	a := testAccess(t)
+	a := testDecider(t)
 	tests := []struct {
 		name, method, path string
 		want               Policy
@@ -146,7 +148,7 @@ func TestDecideMethods(t *testing.T) {
 }
 
 func TestDecideMethodCaseDoesNotEscapeDeny(t *testing.T) {
-	a, err := NewAccess([]Rule{
+	a, err := Compile([]Rule{
 		{Paths: []string{"/items/**"}, Methods: []string{"delete"}, Policy: PolicyDeny},
 	}, PolicyPublic)
 	if err != nil {
@@ -163,7 +165,7 @@ func TestDecideMethodCaseDoesNotEscapeDeny(t *testing.T) {
 }
 
 func TestDecideHosts(t *testing.T) {
-	a, err := NewAccess([]Rule{
+	a, err := Compile([]Rule{
 		{Paths: []string{"/**"}, Hosts: []string{"admin.example.com"}, Policy: PolicyDeny},
 		{Paths: []string{"/**"}, Hosts: []string{"*.Status.Example.com"}, Policy: PolicyPublic},
 		{Paths: []string{"/**"}, Hosts: []string{"[::1]"}, Policy: PolicyDeny},
@@ -205,7 +207,7 @@ func TestDecideHosts(t *testing.T) {
 }
 
 func TestDecideFirstMatchWinsAndDefault(t *testing.T) {
-	a, err := NewAccess([]Rule{
+	a, err := Compile([]Rule{
 		{Paths: []string{"/a/secret"}, Policy: PolicyDeny},
 		{Paths: []string{"/a/**"}, Policy: PolicyPublic},
 		{Paths: []string{"/a/secret"}, Policy: PolicyPublic},
@@ -235,7 +237,7 @@ func TestDecideFirstMatchWinsAndDefault(t *testing.T) {
 }
 
 func TestDecidePublicPrefixSemantics(t *testing.T) {
-	a, err := NewAccess([]Rule{{Paths: []string{"/public/**"}, Policy: PolicyPublic}}, PolicyAuthenticated)
+	a, err := Compile([]Rule{{Paths: []string{"/public/**"}, Policy: PolicyPublic}}, PolicyAuthenticated)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +264,7 @@ func TestDecidePublicPrefixSemantics(t *testing.T) {
 	}
 }
 
-func TestNewAccessRejectsBadRules(t *testing.T) {
+func TestCompileRejectsBadRules(t *testing.T) {
 	tests := []struct {
 		name  string
 		rules []Rule
@@ -289,12 +291,12 @@ func TestNewAccessRejectsBadRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := NewAccess(tt.rules, tt.def)
+			a, err := Compile(tt.rules, tt.def)
 			if err == nil {
-				t.Fatalf("NewAccess accepted, got %+v", a)
+				t.Fatalf("Compile accepted, got %+v", a)
 			}
 			if a != nil {
-				t.Fatalf("NewAccess returned a value with its error")
+				t.Fatalf("Compile returned a value with its error")
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
@@ -306,7 +308,7 @@ func TestNewAccessRejectsBadRules(t *testing.T) {
 }
 
 func TestDecisionPermits(t *testing.T) {
-	a, err := NewAccess([]Rule{
+	a, err := Compile([]Rule{
 		{Paths: []string{"/team/**"}, Emails: []string{"Boss@Example.com"}, Domains: []string{"team.example.com", "*.corp.example.com", "bücher.de"}},
 		{Paths: []string{"/open/**"}},
 		{Paths: []string{"/closed/**"}, Policy: PolicyDeny},
@@ -416,7 +418,7 @@ func TestParsePolicy(t *testing.T) {
 }
 
 func TestDecideDoesNotAllocate(t *testing.T) {
-	a := testAccess(t)
+	a := testDecider(t)
 	allocs := testing.AllocsPerRun(200, func() {
 		_ = a.Decide("App.Example.com:8443", "HEAD", "/docs/guide/")
 		_ = a.Decide("app.example.com", "POST", "/api/v2/public")
@@ -428,7 +430,7 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkDecide(b *testing.B) {
-	a, err := NewAccess([]Rule{
+	a, err := Compile([]Rule{
 		{Paths: []string{"/public/**"}, Policy: PolicyPublic},
 		{Paths: []string{"/healthz"}, Policy: PolicyPublic},
 		{Paths: []string{"/api/*/public"}, Policy: PolicyPublic},

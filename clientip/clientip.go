@@ -1,11 +1,13 @@
-package gateway
+// Package clientip names the client of a request, and the scheme it used,
+// believing forwarding headers only from trusted proxies.
+package clientip
 
 import (
 	"net/netip"
 	"strings"
 )
 
-// ClientIP returns the client address: the socket's peer, unless the peer
+// Resolve returns the client address: the socket's peer, unless the peer
 // is in trusted, in which case X-Forwarded-For is walked from the right,
 // skipping trusted hops, and the first untrusted address is the client (the
 // rightmost-untrusted rule; never the leftmost, which the client writes).
@@ -16,7 +18,7 @@ import (
 // may list several comma-separated addresses, with or without a port.
 // IPv4-mapped IPv6 addresses are unmapped and zones dropped. The result is
 // the zero Addr only when remoteAddr is not an IP address (a Unix socket).
-func ClientIP(remoteAddr string, xff []string, trusted []netip.Prefix) netip.Addr {
+func Resolve(remoteAddr string, xff []string, trusted []netip.Prefix) netip.Addr {
 	client, ok := parseHop(remoteAddr)
 	if !ok || !isTrusted(client, trusted) {
 		return client
@@ -43,11 +45,11 @@ func ClientIP(remoteAddr string, xff []string, trusted []netip.Prefix) netip.Add
 	return client
 }
 
-// ForwardedProto returns "https" or "http": from X-Forwarded-Proto only when
+// Proto returns "https" or "http": from X-Forwarded-Proto only when
 // the peer is trusted (its last, nearest value, when the header lists
 // several), else from whether the connection has TLS. A value other than
 // http or https is ignored.
-func ForwardedProto(remoteAddr string, xfp string, tls bool, trusted []netip.Prefix) string {
+func Proto(remoteAddr string, xfp string, tls bool, trusted []netip.Prefix) string {
 	proto := "http"
 	if tls {
 		proto = "https"
@@ -67,6 +69,25 @@ func ForwardedProto(remoteAddr string, xfp string, tls bool, trusted []netip.Pre
 		return "http"
 	}
 	return proto
+}
+
+// PeerTrusted reports whether the socket peer remoteAddr ("ip:port") is a
+// trusted proxy, whose forwarding headers may be believed.
+func PeerTrusted(remoteAddr string, trusted []netip.Prefix) bool {
+	if len(trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // parseHop parses "ip", "ip:port", "[ipv6]" or "[ipv6]:port".
@@ -100,11 +121,11 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	return false
 }
 
-// rateKey is the client address as a rate-limit key: an IPv6 address stands
+// RateKey is the client address as a rate-limit key: an IPv6 address stands
 // for its /64, since one subscriber usually holds a whole /64 and could
 // otherwise pick a fresh address for every request. IPv4 addresses (and
 // anything that does not parse) are used as they are.
-func rateKey(ip string) string {
+func RateKey(ip string) string {
 	a, err := netip.ParseAddr(ip)
 	if err != nil || !a.Is6() || a.Is4In6() {
 		return ip
