@@ -117,7 +117,10 @@ func (c *conn) Read(p []byte) (int, error) {
 			continue
 		}
 		if c.scratch == nil {
-			c.scratch = make([]byte, 32<<10)
+			// Heads and chunk lines are read through it; body bytes go
+			// straight to the reader (above), so it can stay small: it is
+			// held by every open connection.
+			c.scratch = make([]byte, 4<<10)
 		}
 		n, err := c.Conn.Read(c.scratch)
 		c.in = appendWindow(&c.inBase, c.in, c.scratch[:n])
