@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -44,25 +46,56 @@ type factsKey struct{}
 // newFacts records the request's facts in its context.
 func (s *Server) newFacts(c *fiber.Ctx) *facts {
 	h := &c.Request().Header
-	remote := c.Context().RemoteAddr().String()
 	f := &facts{
-		start:       s.now(),
-		method:      methodName(h.Method()),
-		settings:    s.settings(),
-		upgrade:     forwarder.UpgradeWanted(h),
-		peerTrusted: clientip.PeerTrusted(remote, s.trusted),
+		start:    s.now(),
+		method:   methodName(h.Method()),
+		settings: s.settings(),
+		upgrade:  forwarder.UpgradeWanted(h),
 	}
-	var xff []string
-	if f.peerTrusted {
-		for _, v := range h.PeekAll("X-Forwarded-For") {
-			xff = append(xff, string(v))
+	tls := c.Context().IsTLS()
+	if peer, ok := tcpPeer(c.Context().RemoteAddr()); ok && !s.trustsPeer(peer) {
+		// The common case, read straight from the socket address: a peer
+		// that is not a trusted proxy is the client, and its headers
+		// about the client are not believed.
+		f.ip = peer.String()
+		f.proto = "http"
+		if tls {
+			f.proto = "https"
 		}
+	} else {
+		remote := c.Context().RemoteAddr().String()
+		f.peerTrusted = clientip.PeerTrusted(remote, s.trusted)
+		var xff []string
+		if f.peerTrusted {
+			for _, v := range h.PeekAll("X-Forwarded-For") {
+				xff = append(xff, string(v))
+			}
+		}
+		f.ip = clientip.Resolve(remote, xff, s.trusted).String()
+		f.proto = clientip.Proto(remote, string(h.Peek("X-Forwarded-Proto")), tls, s.trusted)
 	}
-	f.ip = clientip.Resolve(remote, xff, s.trusted).String()
-	f.proto = clientip.Proto(remote, string(h.Peek("X-Forwarded-Proto")), c.Context().IsTLS(), s.trusted)
 	f.reqID = s.requestIDFor(c, f.peerTrusted)
 	c.Locals(factsKey{}, f)
 	return f
+}
+
+// tcpPeer is the socket peer's address, as clientip normalizes it.
+func tcpPeer(a net.Addr) (netip.Addr, bool) {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	ip := ta.AddrPort().Addr().Unmap().WithZone("")
+	return ip, ip.IsValid()
+}
+
+func (s *Server) trustsPeer(a netip.Addr) bool {
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // factsOf returns the request's facts. A request fasthttp refused before
