@@ -338,8 +338,8 @@ func (x *exchange) commitHeader(upgrade bool) error {
 		// The connection was dialed for an upgrade that did not happen.
 		h.SetConnectionClose()
 	}
-	if x.r.Response != nil {
-		x.r.Response(h)
+	if x.r.Hooks != nil {
+		x.r.Hooks.ResponseHeader(h)
 	}
 	return nil
 }
@@ -361,14 +361,14 @@ func (x *exchange) finish(reuse, complete bool) {
 		reuse = false
 	}
 	x.releaseConn(reuse)
-	done := x.r.Done
+	hooks := x.r.Hooks
 	pooled := !x.unpooled
 	x.reset()
 	if pooled {
 		x.f.exchanges.Put(x)
 	}
-	if done != nil {
-		done(complete)
+	if hooks != nil {
+		hooks.Done(complete)
 	}
 }
 

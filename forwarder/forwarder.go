@@ -87,28 +87,36 @@ type Request struct {
 	// MaxBody limits the request body; 0 means unlimited. A larger body
 	// fails with ErrTooLarge.
 	MaxBody int64
-	// Header edits the outbound request header after hop-by-hop headers and
-	// every header named in Connection were removed, so nothing the client
-	// lists in Connection can remove what Header sets. May be nil.
-	Header func(h *fasthttp.RequestHeader)
-	// Response, optional, edits the response header before it is sent to
-	// the client (hop-by-hop headers already removed). It is called once,
-	// when the upstream's headers arrive, for a 101 too.
-	Response func(h *fasthttp.ResponseHeader)
+	// Hooks, optional, edits what crosses and hears when the exchange
+	// ends. An interface rather than three funcs: a caller passes one
+	// pointer it already holds, and the hot path allocates no closures.
+	Hooks Hooks
 	// Stream, optional, bounds long-lived exchanges: when it is done, an
 	// open upgrade tunnel is closed (both sockets), a streaming response
 	// body is cut (its upstream connection closed, never reused) and a
 	// request still waiting for headers fails with ErrUnreachable.
 	Stream context.Context
-	// Done, optional, is called exactly once when the exchange is over:
-	// before Forward returns an error or a fully buffered answer, or later,
-	// once a streamed body was written (or cut) or a tunnel closed. A
-	// caller that tracks streams releases them here, not after Forward
-	// returns: canceling Stream when Forward returns would cut every
-	// stream at once. complete is false when the answer did not reach the
-	// client whole: Forward failed, or a streamed body was cut (the client
-	// left, the upstream broke off, Stream ended).
-	Done func(complete bool)
+}
+
+// Hooks are the caller's part of one exchange.
+type Hooks interface {
+	// RequestHeader edits the outbound request header after hop-by-hop
+	// headers and every header named in Connection were removed, so
+	// nothing the client lists in Connection can remove what it sets.
+	RequestHeader(h *fasthttp.RequestHeader)
+	// ResponseHeader edits the response header before it is sent to the
+	// client (hop-by-hop headers already removed). It is called once, when
+	// the upstream's headers arrive, for a 101 too.
+	ResponseHeader(h *fasthttp.ResponseHeader)
+	// Done is called exactly once when the exchange is over: before
+	// Forward returns an error or a fully buffered answer, or later, once
+	// a streamed body was written (or cut) or a tunnel closed. A caller
+	// that tracks streams releases them here, not after Forward returns:
+	// canceling Stream when Forward returns would cut every stream at
+	// once. complete is false when the answer did not reach the client
+	// whole: Forward failed, or a streamed body was cut (the client left,
+	// the upstream broke off, Stream ended).
+	Done(complete bool)
 }
 
 // Forwarder proxies requests to upstreams; it is safe for concurrent use.

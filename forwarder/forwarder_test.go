@@ -54,10 +54,10 @@ func TestRequestHeaders(t *testing.T) {
 	g := startGate(t, gateOptions{target: target, edit: func(c *fiber.Ctx, r *forwarder.Request) {
 		r.Via = true
 		r.PreserveHost = c.Get("X-Test-Preserve") == "1"
-		r.Header = func(h *fasthttp.RequestHeader) {
+		r.Hooks = funcHooks{header: func(h *fasthttp.RequestHeader) {
 			h.Del("X-Auth-Request-Email")
 			h.Set("X-Auth-Request-Email", "real@example.com")
-		}
+		}}
 	}})
 
 	req := "GET /a%20b/caf%C3%A9?x=%2F&y=1+2&y=3 HTTP/1.1\r\n" +
@@ -141,7 +141,7 @@ func TestResponseHeaders(t *testing.T) {
 		_, _ = io.WriteString(w, "hello")
 	}))
 	g := startGate(t, gateOptions{target: mustURL(t, up.URL), edit: func(c *fiber.Ctx, r *forwarder.Request) {
-		r.Response = func(h *fasthttp.ResponseHeader) { h.Set("X-Edited", "yes") }
+		r.Hooks = funcHooks{response: func(h *fasthttp.ResponseHeader) { h.Set("X-Edited", "yes") }}
 	}})
 	head, resp, body := rawExchange(t, g.URL, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	if body != "hello" {

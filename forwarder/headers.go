@@ -161,8 +161,8 @@ func (x *exchange) prepareRequest(upgrade bool) {
 			h.Add(fasthttp.HeaderVia, "1.0 gatehouse")
 		}
 	}
-	if x.r.Header != nil {
-		x.r.Header(h)
+	if x.r.Hooks != nil {
+		x.r.Hooks.RequestHeader(h)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"gatehouse/forwarder"
 )
@@ -244,4 +245,29 @@ func httptestTLS(t testing.TB, h http.Handler) *httptest.Server {
 	s.StartTLS()
 	t.Cleanup(s.Close)
 	return s
+}
+
+// funcHooks are forwarder.Hooks made of optional funcs.
+type funcHooks struct {
+	header   func(*fasthttp.RequestHeader)
+	response func(*fasthttp.ResponseHeader)
+	done     func(bool)
+}
+
+func (h funcHooks) RequestHeader(r *fasthttp.RequestHeader) {
+	if h.header != nil {
+		h.header(r)
+	}
+}
+
+func (h funcHooks) ResponseHeader(r *fasthttp.ResponseHeader) {
+	if h.response != nil {
+		h.response(r)
+	}
+}
+
+func (h funcHooks) Done(complete bool) {
+	if h.done != nil {
+		h.done(complete)
+	}
 }

@@ -9,12 +9,12 @@ import (
 )
 
 // startTunnel answers an accepted upgrade. The upstream's 101 head is
-// written by the tunnel as received (after Response's edits), not by
+// written by the tunnel as received (after the ResponseHeader hook's edits), not by
 // fasthttp, which would rewrite Date and framing of a head it did not
 // produce; the hijacked client connection then carries raw bytes both ways.
 func (x *exchange) startTunnel() error {
-	if x.r.Response != nil {
-		x.r.Response(&x.resp.Header)
+	if x.r.Hooks != nil {
+		x.r.Hooks.ResponseHeader(&x.resp.Header)
 	}
 	// The tunnel notices a client leaving by itself.
 	x.watch.stop()

@@ -50,10 +50,12 @@ func TestWebSocketTunnel(t *testing.T) {
 	var edited atomic.Bool
 	g := startGate(t, gateOptions{target: mustURL(t, echoWS(t)), edit: func(c *fiber.Ctx, r *forwarder.Request) {
 		r.Stream = stream
-		r.Done = func(bool) { done.Add(1) }
-		r.Response = func(h *fasthttp.ResponseHeader) {
-			edited.Store(true)
-			h.Set("X-Gate", "seen")
+		r.Hooks = funcHooks{
+			done: func(bool) { done.Add(1) },
+			response: func(h *fasthttp.ResponseHeader) {
+				edited.Store(true)
+				h.Set("X-Gate", "seen")
+			},
 		}
 	}})
 	d := websocket.Dialer{Subprotocols: []string{"chat"}, HandshakeTimeout: 10 * time.Second}

@@ -308,11 +308,10 @@ type framing struct {
 // readHead reads a complete head the way the server does. ok is false when
 // the guard will not follow its body (then the guard need not follow the body).
 func readHead(head []byte) (f framing, ok bool) {
-	lines := bytes.Split(head, []byte("\n"))
-	for i, l := range lines {
-		lines[i] = bytes.TrimSuffix(l, []byte("\r"))
-	}
-	reqLine := lines[0]
+	// Lines are walked in place: a head is read on every request, and
+	// splitting it into a slice would allocate each time.
+	reqLine, rest, _ := bytes.Cut(head, []byte("\n"))
+	reqLine = bytes.TrimSuffix(reqLine, []byte("\r"))
 	if bytes.HasPrefix(reqLine, []byte("PRI * HTTP/2")) {
 		return framing{passthrough: true}, true
 	}
@@ -329,7 +328,8 @@ func readHead(head []byte) (f framing, ok bool) {
 	var cl, te [][]byte
 	hosts := 0
 	lastFraming := false
-	for _, l := range lines[1:] {
+	for l := range bytes.SplitSeq(rest, []byte("\n")) {
+		l = bytes.TrimSuffix(l, []byte("\r"))
 		if len(l) == 0 {
 			break
 		}

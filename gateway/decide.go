@@ -73,10 +73,9 @@ func (s *Server) decide(ctx context.Context, f *facts, q question) verdict {
 	if overrideConflicts(rs.access, q, d) {
 		return verdict{outcome: outcomeRefused}
 	}
-	ua := string(q.header.UserAgent())
 	switch d.Policy {
 	case access.PolicyDeny:
-		s.recordEvent(f.ip, ua, "access.denied", "", "denied", "rule")
+		s.recordEvent(f.ip, string(q.header.UserAgent()), "access.denied", "", "denied", "rule")
 		return verdict{outcome: outcomeDenied}
 	case access.PolicyPublic:
 		return verdict{outcome: outcomePublic}
@@ -90,7 +89,7 @@ func (s *Server) decide(ctx context.Context, f *facts, q question) verdict {
 		return verdict{outcome: outcomeUnavailable}
 	}
 	if !d.Permits(id.Email) {
-		s.recordEvent(f.ip, ua, "access.denied", id.Email, "denied", "not permitted by rule")
+		s.recordEvent(f.ip, string(q.header.UserAgent()), "access.denied", id.Email, "denied", "not permitted by rule")
 		return verdict{outcome: outcomeForbidden, id: id}
 	}
 	if q.upgrade && !s.sameSiteOrigin(string(q.header.Peek("Origin")), rs) {

@@ -32,6 +32,7 @@ type facts struct {
 	// when it ends, with its whole duration.
 	stream atomic.Int32
 	cut    bool // the streamed answer did not reach the client whole
+	out    outbound
 }
 
 const (

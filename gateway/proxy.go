@@ -79,18 +79,22 @@ func stripPort(host string) string {
 	return host
 }
 
-// outbound prepares one forwarded request's headers: what the client sent
-// that could pose as an identity or as the gateway is removed, then the
-// gateway's own forwarding and identity headers are set.
+// outbound is the gateway's part of one forwarded exchange (the
+// forwarder's Hooks): it prepares the request's headers — what the client
+// sent that could pose as an identity or as the gateway is removed, then
+// the gateway's own forwarding and identity headers are set — edits the
+// response's, and logs the exchange when it is over. It lives in the
+// request's facts, so forwarding allocates nothing for it.
 type outbound struct {
-	s     *Server
-	f     *facts
-	host  string
-	email string // "" on public paths
-	sent  time.Time
+	s       *Server
+	f       *facts
+	host    string
+	email   string // "" on public paths
+	sent    time.Time
+	release func() // ends the stream's registration, if it has one
 }
 
-func (o *outbound) header(h *fasthttp.RequestHeader) {
+func (o *outbound) RequestHeader(h *fasthttp.RequestHeader) {
 	stripSpoofable(h)
 	dropSessionCookie(h, o.s.cookie)
 	h.Set("X-Forwarded-For", o.f.ip)
@@ -104,16 +108,24 @@ func (o *outbound) header(h *fasthttp.RequestHeader) {
 	o.sent = o.s.now()
 }
 
-// response runs when the upstream's headers arrive: it records the
+// ResponseHeader runs when the upstream's headers arrive: it records the
 // upstream latency, drops an X-Request-Id the upstream echoes so the client
 // sees the gateway's one id, and keeps shared caches from storing an answer
 // meant for one signed-in user.
-func (o *outbound) response(h *fasthttp.ResponseHeader) {
+func (o *outbound) ResponseHeader(h *fasthttp.ResponseHeader) {
 	o.s.metrics.upstreamLatency(o.s.now().Sub(o.sent))
 	h.Set(hdrRequestID, o.f.reqID)
 	if o.email != "" {
 		markPrivate(h)
 	}
+}
+
+// Done is the forwarder's word that the exchange is over.
+func (o *outbound) Done(complete bool) {
+	if o.release != nil {
+		o.release()
+	}
+	o.s.streamEnded(o.f, complete)
 }
 
 // markPrivate adds Cache-Control: private (unless the app already said
@@ -148,9 +160,9 @@ func headerListHas(lines [][]byte, token string) bool {
 func (s *Server) forward(c *fiber.Ctx, f *facts, id *session.Identity) {
 	rs := f.settings
 	host := requestHost(c)
-	o := &outbound{s: s, f: f, host: host}
+	o := &f.out
+	*o = outbound{s: s, f: f, host: host}
 	var stream context.Context
-	var release func()
 	if id != nil {
 		o.email = id.Email
 	}
@@ -158,13 +170,7 @@ func (s *Server) forward(c *fiber.Ctx, f *facts, id *session.Identity) {
 		// The stream outlives this handler (fasthttp writes streamed bodies
 		// and runs tunnels after it returns): it is released when the
 		// forwarder says it is over.
-		stream, release = s.streams.open(id)
-	}
-	done := func(complete bool) {
-		if release != nil {
-			release()
-		}
-		s.streamEnded(f, complete)
+		stream, o.release = s.streams.open(id)
 	}
 	f.stream.Store(streamForwarding)
 	err := s.fwd.Forward(c.Context(), forwarder.Request{
@@ -173,10 +179,8 @@ func (s *Server) forward(c *fiber.Ctx, f *facts, id *session.Identity) {
 		PreserveHost: rs.PreserveHost,
 		Via:          rs.Via,
 		MaxBody:      rs.MaxRequestBody,
-		Header:       o.header,
-		Response:     o.response,
+		Hooks:        o,
 		Stream:       stream,
-		Done:         done,
 	})
 	if err == nil {
 		return
