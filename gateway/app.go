@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"gatehouse/session"
+	"gatehouse/signin"
 )
 
 // maxFormBody bounds what Gatehouse's own endpoints read: they take a few
@@ -53,12 +54,12 @@ func (s *Server) requireJSON(c *fiber.Ctx) error {
 }
 
 // clientOf collects who is asking.
-func (s *Server) clientOf(c *fiber.Ctx) client {
+func (s *Server) clientOf(c *fiber.Ctx) signin.Client {
 	ua := c.Get("User-Agent")
 	if len(ua) > 512 {
 		ua = ua[:512]
 	}
-	return client{
+	return signin.Client{
 		IP:        factsOf(c).ip,
 		UserAgent: ua,
 		Lang:      s.pageLang(c, false),

@@ -23,6 +23,7 @@ import (
 	"gatehouse/mailer"
 	"gatehouse/pages"
 	"gatehouse/session"
+	"gatehouse/signin"
 )
 
 // The benchmarks compare Gatehouse with a bare httputil.ReverseProxy and
@@ -94,7 +95,7 @@ func benchServer(tb testing.TB, up *url.URL, logger bool, edit func(*Options)) (
 			Rules:         []access.Rule{{Paths: []string{"/public/**"}, Policy: access.PolicyPublic}},
 			DefaultPolicy: access.PolicyAuthenticated,
 			Signup:        access.Signup{Open: true},
-			OTP: OTPSettings{Length: 6, TTL: 5 * time.Minute, MaxAttempts: 5, MaxFailuresPerHour: 100,
+			OTP: signin.OTP{Length: 6, TTL: 5 * time.Minute, MaxAttempts: 5, MaxFailuresPerHour: 100,
 				RateWindow: 15 * time.Minute, PerAddress: 5, PerIP: 30},
 			Mailer: mailer.NewLog(io.Discard),
 			Pages:  p,

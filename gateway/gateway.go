@@ -28,6 +28,7 @@ import (
 	"gatehouse/pages"
 	"gatehouse/safeurl"
 	"gatehouse/session"
+	"gatehouse/signin"
 )
 
 // Prefix is the reserved path prefix of Gatehouse's own endpoints.
@@ -45,18 +46,6 @@ type Route struct {
 	Upstream   *url.URL
 }
 
-// OTPSettings configure sign-in codes and their limits.
-type OTPSettings struct {
-	Length             int
-	TTL                time.Duration
-	MaxAttempts        int
-	ResendCooldown     time.Duration
-	MaxFailuresPerHour int
-	RateWindow         time.Duration
-	PerAddress         int
-	PerIP              int
-}
-
 // Settings are the parts of the configuration that can change while the
 // server runs (see Server.Reload).
 type Settings struct {
@@ -64,7 +53,7 @@ type Settings struct {
 	DefaultPolicy        access.Policy
 	Signup               access.Signup
 	AllowedRedirectHosts []string
-	OTP                  OTPSettings
+	OTP                  signin.OTP
 	Mailer               Mailer
 	Pages                *pages.Renderer
 	AppName              string
@@ -120,6 +109,7 @@ type Server struct {
 
 	cur         atomic.Pointer[runtimeSettings]
 	sessions    *session.Manager
+	signin      *signin.Service
 	routes      *routes
 	fwd         *forwarder.Forwarder
 	app         *fiber.App
@@ -130,7 +120,6 @@ type Server struct {
 	// even when Serve was called after them.
 	lnMu      sync.Mutex
 	listeners []net.Listener
-	sendTime  *durationEstimate
 	reqIDs    *requestIDs
 	ready     *readiness
 	streams   *streams
@@ -149,6 +138,7 @@ type runtimeSettings struct {
 	access    *access.Decider
 	redirects *safeurl.Redirects
 	formCSP   string
+	signin    signin.Settings
 }
 
 // New returns a ready Server.
@@ -200,7 +190,6 @@ func New(opts Options) (*Server, error) {
 		metrics:    opts.Metrics,
 		now:        opts.Now,
 		rand:       opts.Rand,
-		sendTime:   newDurationEstimate(150 * time.Millisecond),
 		reqIDs:     newRequestIDs(),
 		auditSlots: make(chan struct{}, maxAuditWriters),
 	}
@@ -215,6 +204,22 @@ func New(opts Options) (*Server, error) {
 	}
 	if err := s.Reload(opts.Settings); err != nil {
 		return nil, err
+	}
+	s.signin, err = signin.New(signin.Options{
+		Store:    opts.Store,
+		Sessions: sessions,
+		Secret:   opts.Secret,
+		LoginURL: s.origin + Prefix + "/login",
+		LinkURL:  s.origin + Prefix + "/link",
+		Record:   s.recordEvent,
+		OnCode:   opts.Metrics.codeEvent,
+		OnSignin: opts.Metrics.signin,
+		Logger:   s.log,
+		Now:      s.now,
+		Rand:     s.rand,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	timeout := opts.UpstreamTimeout
 	if timeout <= 0 {
@@ -269,6 +274,7 @@ func (s *Server) Reload(st Settings) error {
 		access:    decider,
 		redirects: safeurl.NewRedirects(s.publicURL, st.AllowedRedirectHosts),
 		formCSP:   formActionSources(s.origin, st.AllowedRedirectHosts),
+		signin:    signin.Settings{OTP: st.OTP, Signup: st.Signup, Mail: st.Pages, Mailer: st.Mailer, AppName: st.AppName},
 	}
 	s.cur.Store(rs)
 	return nil

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"gatehouse/email"
 	"gatehouse/pages"
 	"gatehouse/session"
+	"gatehouse/signin"
 )
 
 func (s *Server) handleLoginPage(c *fiber.Ctx) error {
@@ -46,14 +46,14 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	resend := c.FormValue("resend") != ""
-	sent, err := s.requestCode(ctx, addr, rd, resend, s.clientOf(c))
-	if errors.Is(err, errResendTooEarly) {
+	sent, err := s.signin.Send(ctx, &rs.signin, addr, rd, resend, s.clientOf(c))
+	if errors.Is(err, signin.ResendTooEarly) {
 		// The page counts the cooldown down, but without its script a
 		// visitor can ask too early: say so instead of claiming a new code
 		// went out.
-		return s.renderCode(c, http.StatusTooManyRequests, addr, rd, errResendTooEarly.Error(), "code.sent", sent.ResendIn)
+		return s.renderCode(c, http.StatusTooManyRequests, addr, rd, signin.ResendTooEarly.Key(), "code.sent", sent.ResendIn)
 	}
-	if errors.Is(err, errSendFailed) {
+	if errors.Is(err, signin.SendFailed) {
 		return s.render(c, http.StatusServiceUnavailable, func(b pages.Base, buf *bytes.Buffer) error {
 			return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: http.StatusServiceUnavailable, Kind: "send_failed", Email: addr, RD: rd, RequestID: factsOf(c).reqID})
 		})
@@ -68,30 +68,12 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	return s.renderCode(c, http.StatusOK, addr, rd, "", notice, sent.ResendIn)
 }
 
-// resendWait is how many seconds remain before another code may be asked
-// for email (0 = now). It only reads the cooldown counter.
-func (s *Server) resendWait(ctx context.Context, rs *runtimeSettings, email string) (int, error) {
-	cd := rs.OTP.ResendCooldown
-	if cd <= 0 {
-		return 0, nil
-	}
-	now := s.now()
-	n, err := s.store.Count(ctx, "cooldown:"+email, cd, now)
-	if err != nil {
-		return 0, fmt.Errorf("read resend cooldown: %w", err)
-	}
-	if n == 0 {
-		return 0, nil
-	}
-	return windowRemaining(now, cd), nil
-}
-
 func (s *Server) renderCode(c *fiber.Ctx, status int, email, rd, errKey, notice string, resendIn int) error {
 	rs := s.settings()
 	return s.render(c, status, func(b pages.Base, buf *bytes.Buffer) error {
 		return rs.Pages.Code(buf, pages.CodeView{
 			Base: b, Email: email, RD: rd, Error: errKey, Notice: notice,
-			CodeLength: rs.OTP.Length, TTLMinutes: ttlMinutes(rs.OTP.TTL), ResendIn: resendIn,
+			CodeLength: rs.OTP.Length, TTLMinutes: signin.TTLMinutes(rs.OTP.TTL), ResendIn: resendIn,
 		})
 	})
 }
@@ -109,9 +91,9 @@ func (s *Server) handleVerify(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	token, _, err := s.verifyCode(ctx, addr, c.FormValue("code"), s.clientOf(c))
+	token, _, err := s.signin.Verify(ctx, &rs.signin, addr, c.FormValue("code"), s.clientOf(c))
 	if key, ok := userError(err); ok {
-		wait, werr := s.resendWait(ctx, rs, addr)
+		wait, werr := s.signin.ResendWait(ctx, &rs.signin, addr)
 		if werr != nil {
 			return werr
 		}
@@ -126,10 +108,9 @@ func (s *Server) handleVerify(c *fiber.Ctx) error {
 // userError reports whether err is a sign-in outcome to show the user, and
 // its catalog key.
 func userError(err error) (string, bool) {
-	for _, e := range []error{errWrongCode, errCodeExpired, errTooMany} {
-		if errors.Is(err, e) {
-			return e.Error(), true
-		}
+	var f signin.Failure
+	if errors.As(err, &f) && (f == signin.WrongCode || f == signin.CodeExpired || f == signin.TooMany) {
+		return f.Key(), true
 	}
 	return "", false
 }
@@ -160,7 +141,7 @@ func (s *Server) handleLink(c *fiber.Ctx) error {
 	rd := rs.redirects.Safe(c.FormValue("rd"))
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	token, _, err := s.consumeLink(ctx, c.FormValue("token"), s.clientOf(c))
+	token, _, err := s.signin.ConsumeLink(ctx, &rs.signin, c.FormValue("token"), s.clientOf(c))
 	if _, ok := userError(err); ok {
 		return s.render(c, http.StatusUnauthorized, func(b pages.Base, buf *bytes.Buffer) error {
 			return rs.Pages.Login(buf, pages.LoginView{Base: b, RD: rd, Error: "login.link_invalid"})
@@ -374,8 +355,8 @@ func (s *Server) apiSend(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	sent, err := s.requestCode(ctx, email, "", false, s.clientOf(c))
-	if errors.Is(err, errSendFailed) {
+	sent, err := s.signin.Send(ctx, &s.settings().signin, email, "", false, s.clientOf(c))
+	if errors.Is(err, signin.SendFailed) {
 		return s.jsonError(c, http.StatusServiceUnavailable, "send_failed")
 	}
 	if err != nil {
@@ -393,7 +374,7 @@ func (s *Server) apiVerify(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	token, sess, err := s.verifyCode(ctx, email, in.Code, s.clientOf(c))
+	token, sess, err := s.signin.Verify(ctx, &s.settings().signin, email, in.Code, s.clientOf(c))
 	if key, ok := userError(err); ok {
 		return s.jsonError(c, http.StatusUnauthorized, strings.ReplaceAll(key, ".", "_"))
 	}

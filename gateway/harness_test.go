@@ -21,6 +21,7 @@ import (
 	"gatehouse/mailer"
 	"gatehouse/pages"
 	"gatehouse/session"
+	"gatehouse/signin"
 )
 
 // harness is a real Gatehouse on a loopback port with a real SQLite file, a
@@ -49,7 +50,7 @@ func defaultSettings(t *testing.T, m Mailer) Settings {
 		},
 		DefaultPolicy: access.PolicyAuthenticated,
 		Signup:        access.Signup{Open: true},
-		OTP: OTPSettings{
+		OTP: signin.OTP{
 			Length: 6, TTL: 5 * time.Minute, MaxAttempts: 5, ResendCooldown: 0,
 			MaxFailuresPerHour: 100, RateWindow: 15 * time.Minute, PerAddress: 5, PerIP: 30,
 		},

@@ -24,6 +24,7 @@ import (
 	"gatehouse/pages"
 	"gatehouse/safeurl"
 	"gatehouse/session"
+	"gatehouse/signin"
 )
 
 // pathRules has one public rule of every kind (prefix glob, exact path,
@@ -340,7 +341,7 @@ func FuzzForwardedPublicPath(f *testing.F) {
 		Session: session.Settings{CookieName: "gatehouse_session", Lifetime: time.Hour, IdleTimeout: time.Hour},
 		Settings: Settings{
 			Rules: rules, DefaultPolicy: access.PolicyAuthenticated, Signup: access.Signup{Open: true},
-			OTP: OTPSettings{Length: 6, TTL: time.Minute, MaxAttempts: 5, MaxFailuresPerHour: 100,
+			OTP: signin.OTP{Length: 6, TTL: time.Minute, MaxAttempts: 5, MaxFailuresPerHour: 100,
 				RateWindow: time.Minute, PerAddress: 5, PerIP: 30},
 			Mailer: mailer.NewLog(io.Discard), Pages: pg,
 		},

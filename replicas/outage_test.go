@@ -23,6 +23,7 @@ import (
 	"gatehouse/mailer"
 	"gatehouse/pages"
 	"gatehouse/session"
+	"gatehouse/signin"
 )
 
 // TestStoreOutage cuts two running replicas off PostgreSQL under a steady
@@ -394,7 +395,7 @@ func inProcessGateway(t *testing.T, st *authstore.Store, secret []byte, clk *clo
 		Settings: gateway.Settings{
 			DefaultPolicy: access.PolicyAuthenticated,
 			Signup:        access.Signup{Open: true},
-			OTP: gateway.OTPSettings{
+			OTP: signin.OTP{
 				Length: 6, TTL: 5 * time.Minute, MaxAttempts: 5, MaxFailuresPerHour: 100,
 				RateWindow: 15 * time.Minute, PerAddress: 5, PerIP: 30,
 			},

@@ -17,6 +17,7 @@ import (
 	"gatehouse/mailer"
 	"gatehouse/pages"
 	"gatehouse/session"
+	"gatehouse/signin"
 )
 
 // OpenStore opens the store named by the config; the caller migrates it.
@@ -70,7 +71,7 @@ func Settings(cfg *config.Config, console io.Writer) (gateway.Settings, error) {
 		DefaultPolicy:        def,
 		Signup:               access.Signup{Open: cfg.Access.Signup == "open", Emails: cfg.Access.AllowedEmails, Domains: cfg.Access.AllowedDomains},
 		AllowedRedirectHosts: cfg.Redirect.AllowedHosts,
-		OTP: gateway.OTPSettings{
+		OTP: signin.OTP{
 			Length:             cfg.OTP.Length,
 			TTL:                cfg.OTP.TTL,
 			MaxAttempts:        cfg.OTP.MaxAttempts,

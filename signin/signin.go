@@ -1,4 +1,7 @@
-package gateway
+// Package signin is the email-code sign-in flow without HTTP: it sends
+// codes, verifies them or their one-click links, throttles both, and
+// starts the session when they are right.
+package signin
 
 import (
 	"context"
@@ -9,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"math/rand/v2"
 	"net/url"
@@ -16,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"gatehouse/access"
 	"gatehouse/authstore"
 	"gatehouse/clientip"
 	"gatehouse/mailer"
@@ -23,71 +28,225 @@ import (
 	"gatehouse/session"
 )
 
-// Sign-in outcomes that the pages and the API tell the user about. Their
-// names double as catalog keys and JSON error codes.
-var (
-	errWrongCode   = errors.New("code.wrong")
-	errCodeExpired = errors.New("code.expired")
-	errTooMany     = errors.New("code.too_many")
-	errSendFailed  = errors.New("send_failed")
-	// errResendTooEarly comes with codeSent.ResendIn set to the wait left.
-	errResendTooEarly = errors.New("code.resend_too_early")
-	errNotAllowed     = errWrongCode // deliberately the same answer as a wrong code
+// Failure is a sign-in outcome that the pages and the API tell the user
+// about.
+type Failure int
+
+// The failures. NotAllowed is deliberately the same answer as WrongCode.
+const (
+	WrongCode Failure = iota + 1
+	CodeExpired
+	TooMany
+	SendFailed
+	// ResendTooEarly comes with Sent.ResendIn set to the wait left.
+	ResendTooEarly
+	NotAllowed = WrongCode
 )
 
-// client describes who is asking, for limits and the audit log.
-type client struct {
+// Key is the failure's catalog key; the JSON error codes derive from it.
+func (f Failure) Key() string {
+	switch f {
+	case WrongCode:
+		return "code.wrong"
+	case CodeExpired:
+		return "code.expired"
+	case TooMany:
+		return "code.too_many"
+	case SendFailed:
+		return "send_failed"
+	case ResendTooEarly:
+		return "code.resend_too_early"
+	}
+	return fmt.Sprintf("Failure(%d)", int(f))
+}
+
+func (f Failure) Error() string { return f.Key() }
+
+// OTP configures sign-in codes and their limits.
+type OTP struct {
+	Length             int
+	TTL                time.Duration
+	MaxAttempts        int
+	ResendCooldown     time.Duration
+	MaxFailuresPerHour int
+	RateWindow         time.Duration
+	PerAddress         int
+	PerIP              int
+}
+
+// MailRenderer renders the sign-in mail.
+type MailRenderer interface {
+	Mail(v pages.MailView) (pages.Mail, error)
+}
+
+// Mailer delivers a finished sign-in mail.
+type Mailer interface {
+	Send(ctx context.Context, m mailer.Message) error
+}
+
+// Settings are the parts of the flow that may change while the server
+// runs; each call is made with the settings its request started with.
+type Settings struct {
+	OTP     OTP
+	Signup  access.Signup
+	Mail    MailRenderer
+	Mailer  Mailer
+	AppName string
+}
+
+// Store is what the flow keeps: codes and links as keyed hashes,
+// rate-limit counters, and who has signed in before.
+type Store interface {
+	CreateCode(ctx context.Context, c authstore.Code) error
+	VerifyCode(ctx context.Context, email string, hash []byte, now time.Time, maxAttempts int) error
+	ConsumeLink(ctx context.Context, linkHash []byte, now time.Time, maxAttempts int) (string, error)
+	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
+	Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
+	EnsureUser(ctx context.Context, email string, now time.Time) (authstore.User, error)
+	UserByEmail(ctx context.Context, email string) (authstore.User, error)
+	RecordLogin(ctx context.Context, email string, now time.Time) error
+}
+
+// Sessions starts the session of a user who proved they own their mailbox.
+type Sessions interface {
+	Start(ctx context.Context, email, ip, userAgent string) (token string, sess authstore.Session, err error)
+}
+
+// Options are everything New needs. Fields marked optional have defaults.
+type Options struct {
+	Store    Store
+	Sessions Sessions
+	Secret   []byte // HMAC key for codes and links, >= 32 bytes
+	LoginURL string // absolute URL of the sign-in page, for the mail
+	LinkURL  string // absolute URL of the one-click link endpoint, for the mail
+
+	// Record is optional: it records a security event; nil records nothing.
+	Record   func(ip, ua, typ, email, outcome, detail string)
+	OnCode   func(outcome string) // optional: told what became of each code request
+	OnSignin func(outcome string) // optional: told of each sign-in, "ok" or "failed"
+	Logger   *slog.Logger         // optional: nil discards
+	Now      func() time.Time     // optional: nil = time.Now
+	Rand     io.Reader            // optional: nil = crypto/rand
+}
+
+// Service runs the sign-in flow.
+type Service struct {
+	store    Store
+	sessions Sessions
+	secret   []byte
+	loginURL string
+	linkURL  string
+	record   func(ip, ua, typ, email, outcome, detail string)
+	onCode   func(string)
+	onSignin func(string)
+	log      *slog.Logger
+	now      func() time.Time
+	rand     io.Reader
+	sendTime *durationEstimate
+}
+
+// New returns a ready Service.
+func New(opts Options) (*Service, error) {
+	var errs []error
+	if opts.Store == nil {
+		errs = append(errs, errors.New("store is required"))
+	}
+	if opts.Sessions == nil {
+		errs = append(errs, errors.New("sessions are required"))
+	}
+	if len(opts.Secret) < 32 {
+		errs = append(errs, errors.New("secret must be at least 32 bytes"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("signin: %w", err)
+	}
+	s := &Service{
+		store:    opts.Store,
+		sessions: opts.Sessions,
+		secret:   opts.Secret,
+		loginURL: opts.LoginURL,
+		linkURL:  opts.LinkURL,
+		record:   opts.Record,
+		onCode:   opts.OnCode,
+		onSignin: opts.OnSignin,
+		log:      opts.Logger,
+		now:      opts.Now,
+		rand:     opts.Rand,
+		sendTime: newDurationEstimate(150 * time.Millisecond),
+	}
+	if s.record == nil {
+		s.record = func(ip, ua, typ, email, outcome, detail string) {}
+	}
+	if s.onCode == nil {
+		s.onCode = func(string) {}
+	}
+	if s.onSignin == nil {
+		s.onSignin = func(string) {}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = crand.Reader
+	}
+	return s, nil
+}
+
+// Client describes who is asking, for limits and the audit log.
+type Client struct {
 	IP        string
 	UserAgent string
 	Lang      string
 }
 
-// codeSent is what the user is told after asking for a code: the same
-// whether or not a mail went out.
-type codeSent struct {
+// Sent is what the user is told after asking for a code: the same whether
+// or not a mail went out.
+type Sent struct {
 	Email    string
 	ResendIn int // seconds until another code may be asked for
 }
 
-// requestCode handles "send me a code". email must already be parsed. The
-// answer and its timing do not reveal whether the address may sign in,
-// exists, or was throttled; only a mail server failure is reported.
-func (s *Server) requestCode(ctx context.Context, email, rd string, resend bool, c client) (codeSent, error) {
+// Send handles "send me a code". email must already be parsed. The answer
+// and its timing do not reveal whether the address may sign in, exists, or
+// was throttled; only a mail server failure is reported.
+func (s *Service) Send(ctx context.Context, rs *Settings, email, rd string, resend bool, c Client) (Sent, error) {
 	start := time.Now()
-	rs := s.settings()
 	now := s.now()
-	out := codeSent{Email: email, ResendIn: int(rs.OTP.ResendCooldown / time.Second)}
+	out := Sent{Email: email, ResendIn: int(rs.OTP.ResendCooldown / time.Second)}
 
 	send, reason, err := s.maySend(ctx, rs, email, resend, c, now, &out)
 	if err != nil {
-		return codeSent{}, err
+		return Sent{}, err
 	}
 	if reason == "cooldown" {
 		// Only a resend waits for the cooldown, and it does for every
 		// address alike: saying so reveals nothing about the address.
-		return out, errResendTooEarly
+		return out, ResendTooEarly
 	}
 	if !send {
 		if reason == "not_allowed" || reason == "disabled" {
 			if err := s.issueDecoy(ctx, rs, email, now); err != nil {
-				return codeSent{}, err
+				return Sent{}, err
 			}
 		}
-		s.recordEvent(c.IP, c.UserAgent, "code.requested", email, "denied", reason)
-		s.metrics.codeEvent(reason)
+		s.record(c.IP, c.UserAgent, "code.requested", email, "denied", reason)
+		s.onCode(reason)
 		s.sendTime.sleepLikeSend(start)
 		return out, nil
 	}
-	s.recordEvent(c.IP, c.UserAgent, "code.requested", email, "ok", "")
+	s.record(c.IP, c.UserAgent, "code.requested", email, "ok", "")
 	if err := s.issueCode(ctx, rs, email, rd, c, now); err != nil {
-		s.recordEvent(c.IP, c.UserAgent, "code.send_failed", email, "failed", "mail delivery failed")
-		s.metrics.codeEvent("send_failed")
+		s.record(c.IP, c.UserAgent, "code.send_failed", email, "failed", "mail delivery failed")
+		s.onCode("send_failed")
 		s.log.Error("send sign-in code", "err", err)
-		return codeSent{}, errSendFailed
+		return Sent{}, SendFailed
 	}
 	s.sendTime.observe(time.Since(start))
-	s.recordEvent(c.IP, c.UserAgent, "code.sent", email, "ok", "")
-	s.metrics.codeEvent("sent")
+	s.record(c.IP, c.UserAgent, "code.sent", email, "ok", "")
+	s.onCode("sent")
 	return out, nil
 }
 
@@ -98,7 +257,7 @@ func (s *Server) requestCode(ctx context.Context, email, rd string, resend bool,
 // The cooldown paces the page's "send a new code" button (resend): every
 // request starts it, only a resend waits for it. The hard bound on mail to
 // one address is the per-address limit, which counts every request.
-func (s *Server) maySend(ctx context.Context, rs *runtimeSettings, email string, resend bool, c client, now time.Time, out *codeSent) (bool, string, error) {
+func (s *Service) maySend(ctx context.Context, rs *Settings, email string, resend bool, c Client, now time.Time, out *Sent) (bool, string, error) {
 	if cd := rs.OTP.ResendCooldown; cd > 0 {
 		n, err := s.store.Hit(ctx, "cooldown:"+email, cd, now)
 		if err != nil {
@@ -133,6 +292,24 @@ func (s *Server) maySend(ctx context.Context, rs *runtimeSettings, email string,
 	return true, "", nil
 }
 
+// ResendWait is how many seconds remain before another code may be asked
+// for email (0 = now). It only reads the cooldown counter.
+func (s *Service) ResendWait(ctx context.Context, rs *Settings, email string) (int, error) {
+	cd := rs.OTP.ResendCooldown
+	if cd <= 0 {
+		return 0, nil
+	}
+	now := s.now()
+	n, err := s.store.Count(ctx, "cooldown:"+email, cd, now)
+	if err != nil {
+		return 0, fmt.Errorf("read resend cooldown: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return windowRemaining(now, cd), nil
+}
+
 // windowRemaining is the number of seconds left in the fixed window that
 // contains now (the store's counters use windows aligned to the epoch).
 func windowRemaining(now time.Time, window time.Duration) int {
@@ -142,7 +319,7 @@ func windowRemaining(now time.Time, window time.Duration) int {
 
 // storeCode creates a new code and one-click link token for email, stores
 // their hashes (voiding older codes) and returns them.
-func (s *Server) storeCode(ctx context.Context, rs *runtimeSettings, email string, now time.Time) (code, link string, err error) {
+func (s *Service) storeCode(ctx context.Context, rs *Settings, email string, now time.Time) (code, link string, err error) {
 	code, err = randomDigits(s.rand, rs.OTP.Length)
 	if err != nil {
 		return "", "", err
@@ -168,19 +345,19 @@ func (s *Server) storeCode(ctx context.Context, rs *runtimeSettings, email strin
 // issueCode creates, stores and mails a new code (and one-click link).
 // rd, already validated, rides along in the one-click link so that it lands
 // where the user was going.
-func (s *Server) issueCode(ctx context.Context, rs *runtimeSettings, email, rd string, c client, now time.Time) error {
+func (s *Service) issueCode(ctx context.Context, rs *Settings, email, rd string, c Client, now time.Time) error {
 	code, link, err := s.storeCode(ctx, rs, email, now)
 	if err != nil {
 		return err
 	}
-	m, err := rs.Pages.Mail(pages.MailView{
+	m, err := rs.Mail.Mail(pages.MailView{
 		Lang:       c.Lang,
 		AppName:    rs.AppName,
 		Email:      email,
 		Code:       code,
-		TTLMinutes: ttlMinutes(rs.OTP.TTL),
-		LoginURL:   s.origin + Prefix + "/login",
-		LinkURL:    s.origin + Prefix + "/link?t=" + link + rdParam(rd),
+		TTLMinutes: TTLMinutes(rs.OTP.TTL),
+		LoginURL:   s.loginURL,
+		LinkURL:    s.linkURL + "?t=" + link + rdParam(rd),
 	})
 	if err != nil {
 		return fmt.Errorf("render mail: %w", err)
@@ -193,14 +370,16 @@ func (s *Server) issueCode(ctx context.Context, rs *runtimeSettings, email, rd s
 // a mail (wrong, void after otp.max_attempts, expired), so the verify
 // answers do not tell who may sign in. Guessing the decoy signs nobody in:
 // signIn checks the address again.
-func (s *Server) issueDecoy(ctx context.Context, rs *runtimeSettings, email string, now time.Time) error {
+func (s *Service) issueDecoy(ctx context.Context, rs *Settings, email string, now time.Time) error {
 	if _, _, err := s.storeCode(ctx, rs, email, now); err != nil {
 		return fmt.Errorf("decoy: %w", err)
 	}
 	return nil
 }
 
-func ttlMinutes(d time.Duration) int {
+// TTLMinutes is a code lifetime in whole minutes, rounded up, as the mail
+// and the code page state it.
+func TTLMinutes(d time.Duration) int {
 	return max(1, int((d+time.Minute-1)/time.Minute))
 }
 
@@ -215,7 +394,7 @@ func randomDigits(r io.Reader, n int) (string, error) {
 }
 
 // codeHash binds a code to the address it was sent to.
-func (s *Server) codeHash(email, code string) []byte {
+func (s *Service) codeHash(email, code string) []byte {
 	m := hmac.New(sha256.New, s.secret)
 	m.Write([]byte("gatehouse code\x00"))
 	m.Write([]byte(email))
@@ -224,16 +403,15 @@ func (s *Server) codeHash(email, code string) []byte {
 	return m.Sum(nil)
 }
 
-func (s *Server) linkHash(token string) []byte {
+func (s *Service) linkHash(token string) []byte {
 	m := hmac.New(sha256.New, s.secret)
 	m.Write([]byte("gatehouse link\x00"))
 	m.Write([]byte(token))
 	return m.Sum(nil)
 }
 
-// verifyCode checks a code and, when it is right, starts a session.
-func (s *Server) verifyCode(ctx context.Context, email, code string, c client) (string, authstore.Session, error) {
-	rs := s.settings()
+// Verify checks a code and, when it is right, starts a session.
+func (s *Service) Verify(ctx context.Context, rs *Settings, email, code string, c Client) (string, authstore.Session, error) {
 	now := s.now()
 	failKey := "verifyfail:" + email
 	n, err := s.recentFailures(ctx, failKey, now)
@@ -242,7 +420,7 @@ func (s *Server) verifyCode(ctx context.Context, email, code string, c client) (
 	}
 	if n >= rs.OTP.MaxFailuresPerHour {
 		s.signinFailed(c, email, "failure limit")
-		return "", authstore.Session{}, errTooMany
+		return "", authstore.Session{}, TooMany
 	}
 	// People paste codes as "123 456" or "123-456": only the digits count.
 	code = strings.Map(func(r rune) rune {
@@ -267,7 +445,7 @@ func (s *Server) verifyCode(ctx context.Context, email, code string, c client) (
 // the one before. The counters are fixed hourly windows; summing two keeps
 // the failures in any 60 minutes, not just in each clock hour, under
 // otp.max_failures_per_hour.
-func (s *Server) recentFailures(ctx context.Context, key string, now time.Time) (int, error) {
+func (s *Service) recentFailures(ctx context.Context, key string, now time.Time) (int, error) {
 	cur, err := s.store.Count(ctx, key, time.Hour, now)
 	if err != nil {
 		return 0, err
@@ -281,37 +459,37 @@ func (s *Server) recentFailures(ctx context.Context, key string, now time.Time) 
 
 // codeFailure maps a store outcome to what the user is told, counting
 // failures per account.
-func (s *Server) codeFailure(ctx context.Context, err error, failKey, email string, c client, now time.Time) error {
-	var userErr error
+func (s *Service) codeFailure(ctx context.Context, err error, failKey, email string, c Client, now time.Time) error {
+	var userErr Failure
 	switch {
 	case errors.Is(err, authstore.ErrWrongCode):
-		userErr = errWrongCode
+		userErr = WrongCode
 	case errors.Is(err, authstore.ErrTooManyAttempts):
-		userErr = errTooMany
+		userErr = TooMany
 	case errors.Is(err, authstore.ErrCodeExpired), errors.Is(err, authstore.ErrNoCode):
-		userErr = errCodeExpired
+		userErr = CodeExpired
 	default:
 		return fmt.Errorf("verify code: %w", err)
 	}
 	if _, herr := s.store.Hit(ctx, failKey, time.Hour, now); herr != nil {
 		s.log.Warn("count failed sign-in", "err", herr)
 	}
-	s.signinFailed(c, email, userErr.Error())
+	s.signinFailed(c, email, userErr.Key())
 	return userErr
 }
 
-func (s *Server) signinFailed(c client, email, reason string) {
-	s.recordEvent(c.IP, c.UserAgent, "signin.failed", email, "failed", reason)
-	s.metrics.signin("failed")
+func (s *Service) signinFailed(c Client, email, reason string) {
+	s.record(c.IP, c.UserAgent, "signin.failed", email, "failed", reason)
+	s.onSignin("failed")
 }
 
 // signIn starts a session for an address that proved it owns its mailbox,
 // checking again that it may sign in (the allowlist may have changed).
-func (s *Server) signIn(ctx context.Context, rs *runtimeSettings, email string, c client) (string, authstore.Session, error) {
+func (s *Service) signIn(ctx context.Context, rs *Settings, email string, c Client) (string, authstore.Session, error) {
 	now := s.now()
 	if !rs.Signup.Allows(email) {
 		s.signinFailed(c, email, "not allowed")
-		return "", authstore.Session{}, errNotAllowed
+		return "", authstore.Session{}, NotAllowed
 	}
 	u, err := s.store.EnsureUser(ctx, email, now.UTC())
 	if err != nil {
@@ -319,7 +497,7 @@ func (s *Server) signIn(ctx context.Context, rs *runtimeSettings, email string, 
 	}
 	if u.Disabled {
 		s.signinFailed(c, email, "user disabled")
-		return "", authstore.Session{}, errNotAllowed
+		return "", authstore.Session{}, NotAllowed
 	}
 	token, sess, err := s.sessions.Start(ctx, email, c.IP, c.UserAgent)
 	if err != nil {
@@ -328,24 +506,23 @@ func (s *Server) signIn(ctx context.Context, rs *runtimeSettings, email string, 
 	if err := s.store.RecordLogin(ctx, email, now.UTC()); err != nil {
 		s.log.Warn("record login time", "err", err)
 	}
-	s.recordEvent(c.IP, c.UserAgent, "signin.ok", email, "ok", "")
-	s.metrics.signin("ok")
+	s.record(c.IP, c.UserAgent, "signin.ok", email, "ok", "")
+	s.onSignin("ok")
 	return token, sess, nil
 }
 
-// consumeLink signs in with the one-click link token from the mail.
-func (s *Server) consumeLink(ctx context.Context, token string, c client) (string, authstore.Session, error) {
-	rs := s.settings()
+// ConsumeLink signs in with the one-click link token from the mail.
+func (s *Service) ConsumeLink(ctx context.Context, rs *Settings, token string, c Client) (string, authstore.Session, error) {
 	if !session.ValidToken(token) {
-		return "", authstore.Session{}, errCodeExpired
+		return "", authstore.Session{}, CodeExpired
 	}
 	email, err := s.store.ConsumeLink(ctx, s.linkHash(token), s.now().UTC(), rs.OTP.MaxAttempts)
 	if err != nil {
 		switch {
 		case errors.Is(err, authstore.ErrTooManyAttempts):
-			return "", authstore.Session{}, errTooMany
+			return "", authstore.Session{}, TooMany
 		case errors.Is(err, authstore.ErrCodeExpired), errors.Is(err, authstore.ErrNoCode), errors.Is(err, authstore.ErrNotFound):
-			return "", authstore.Session{}, errCodeExpired
+			return "", authstore.Session{}, CodeExpired
 		}
 		return "", authstore.Session{}, fmt.Errorf("consume link: %w", err)
 	}
