@@ -619,7 +619,7 @@ func TestForbiddenPageCanSwitchAccountWithoutCSRFCookie(t *testing.T) {
 	// A browser restart keeps the persistent session cookie but drops the
 	// CSRF cookie, which lives only for the browser session.
 	u, _ := url.Parse(h.URL)
-	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: csrfCookieName(false), Value: "", MaxAge: -1, Path: "/"}})
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: "gatehouse_csrf", Value: "", MaxAge: -1, Path: "/"}})
 	page := b.get("/admin/x")
 	if page.StatusCode != http.StatusForbidden {
 		t.Fatalf("status %d", page.StatusCode)

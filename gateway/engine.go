@@ -47,28 +47,8 @@ func (s *Server) newApp(maxHeaderBytes int) *fiber.App {
 
 	app.Use(s.entry)
 	g := app.Group(Prefix)
-	g.Get("/healthz", s.handleHealth)
-	g.Get("/readyz", s.handleReadyz)
-	g.Get("/static/*", s.handleStatic)
-
-	g.Get("/login", s.handleLoginPage)
-	g.Post("/login", s.requireCSRF, s.handleLogin)
-	g.Get("/verify", s.redirectToLogin)
-	g.Post("/verify", s.requireCSRF, s.handleVerify)
-	g.Get("/link", s.handleLinkPage)
-	g.Post("/link", s.requireCSRF, s.handleLink)
-	g.Get("/logout", s.redirectToAccount)
-	g.Post("/logout", s.requireCSRF, s.handleLogout)
-	g.Get("/account", s.handleAccount)
-	g.Post("/logout-others", s.requireCSRF, s.handleLogoutOthers)
-	g.Post("/sessions/revoke", s.requireCSRF, s.handleRevoke)
+	s.portal.Register(g)
 	g.Get("/auth", s.handleForwardAuth)
-
-	api := g.Group("/api", s.requireJSON)
-	api.Post("/otp/send", s.apiSend)
-	api.Post("/otp/verify", s.apiVerify)
-	api.Get("/session", s.apiSession)
-	api.Post("/sign-out", s.apiSignOut)
 
 	app.Use(func(c *fiber.Ctx) error { return s.fail(c, http.StatusNotFound, "not_found", "") })
 	return app

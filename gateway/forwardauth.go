@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
+	"gatehouse/portal"
 	"gatehouse/safeurl"
 )
 
@@ -285,7 +286,7 @@ func (s *Server) forwardAuthSignIn(c *fiber.Ctx, o original, rs *runtimeSettings
 		rd = ""
 	}
 	login := s.loginURL(rd)
-	browser := isNavigation(o.method, c.Request().Header.Peek("Accept"))
+	browser := portal.IsNavigation(o.method, c.Request().Header.Peek("Accept"))
 	if browser && o.dialect == dialectForwarded {
 		return c.Redirect(login, http.StatusFound)
 	}

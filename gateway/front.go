@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"gatehouse/portal"
 )
 
 // serveApp decides a request for the app and answers it: forwarded, or an
@@ -44,11 +46,11 @@ func (s *Server) serveApp(c *fiber.Ctx, f *facts) string {
 // 401.
 func (s *Server) unauthenticated(c *fiber.Ctx) error {
 	h := &c.Request().Header
-	if isNavigation(c.Method(), h.Peek("Accept")) {
+	if portal.IsNavigation(c.Method(), h.Peek("Accept")) {
 		// A path-only Location: the browser stays on the origin it used,
 		// and nothing in it comes from the request's Host.
 		c.Set("Cache-Control", "no-store")
-		c.Set("Location", loginPath(string(h.RequestURI())))
+		c.Set("Location", portal.LoginPath(string(h.RequestURI())))
 		return c.SendStatus(http.StatusSeeOther)
 	}
 	c.Set("Cache-Control", "no-store")
@@ -57,11 +59,6 @@ func (s *Server) unauthenticated(c *fiber.Ctx) error {
 		"message":   "Sign in first.",
 		"login_url": s.loginURL(""),
 	})
-}
-
-// loginPath is the sign-in page's path with rd.
-func loginPath(rd string) string {
-	return Prefix + "/login?rd=" + url.QueryEscape(rd)
 }
 
 // loginURL is the absolute sign-in URL, built from the public URL and never

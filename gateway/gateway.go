@@ -1,7 +1,8 @@
-// Package gateway is Gatehouse's front server: it decides every request
-// against the access rules and the session cookie, serves Gatehouse's own
-// sign-in pages and API under /.gatehouse, and reverse-proxies allowed
-// traffic to the upstream app with the signed-in user's identity in headers.
+// Package gateway is Gatehouse's front server, the one Fiber app: it decides
+// every request once, against the access rules and the session cookie, then
+// forwards it to the upstream app with the signed-in user's identity in
+// headers or answers forward-auth; requests under /.gatehouse go to the
+// portal.
 package gateway
 
 import (
@@ -26,13 +27,14 @@ import (
 	"gatehouse/forwarder"
 	"gatehouse/mailer"
 	"gatehouse/pages"
+	"gatehouse/portal"
 	"gatehouse/safeurl"
 	"gatehouse/session"
 	"gatehouse/signin"
 )
 
 // Prefix is the reserved path prefix of Gatehouse's own endpoints.
-const Prefix = "/.gatehouse"
+const Prefix = portal.Prefix
 
 // Mailer delivers a finished sign-in mail.
 type Mailer interface {
@@ -85,7 +87,7 @@ type Options struct {
 	MaxHeaderBytes int
 	// Migrations is optional: when set, /readyz also needs every schema
 	// migration applied.
-	Migrations MigrationReporter
+	Migrations portal.MigrationReporter
 	// UpstreamHealthPath is optional: when set, /readyz also needs a GET of
 	// this path on the default upstream to answer 2xx or 3xx.
 	UpstreamHealthPath string
@@ -121,7 +123,7 @@ type Server struct {
 	lnMu      sync.Mutex
 	listeners []net.Listener
 	reqIDs    *requestIDs
-	ready     *readiness
+	portal    *portal.Portal
 	streams   *streams
 	// pendingEvents are audit writes still in flight (see FlushAudit).
 	pendingEvents sync.WaitGroup
@@ -137,8 +139,7 @@ type runtimeSettings struct {
 	Settings
 	access    *access.Decider
 	redirects *safeurl.Redirects
-	formCSP   string
-	signin    signin.Settings
+	portal    portal.Settings
 }
 
 // New returns a ready Server.
@@ -229,7 +230,25 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.fwd = forwarder.New(forwarder.Options{HeaderTimeout: timeout, Logger: s.log})
-	if s.ready, err = newReadiness(s, opts); err != nil {
+	s.portal, err = portal.New(portal.Options{
+		Store:              opts.Store,
+		Sessions:           portalSessions{Manager: sessions, s: s},
+		SignIn:             s.signin,
+		Secret:             opts.Secret,
+		SecureCookies:      opts.Session.Secure,
+		Settings:           func() *portal.Settings { return &s.settings().portal },
+		Facts:              portalFacts,
+		Record:             s.recordEvent,
+		Upstream:           opts.Upstream,
+		Migrations:         opts.Migrations,
+		UpstreamHealthPath: opts.UpstreamHealthPath,
+		Logger:             s.log,
+		Now:                s.now,
+		Rand:               s.rand,
+	})
+	if err != nil {
+		// Its one failure a caller can cause, a bad health path, is
+		// already worded for the gateway's caller.
 		return nil, err
 	}
 	s.crossOrigin = http.NewCrossOriginProtection()
@@ -273,8 +292,12 @@ func (s *Server) Reload(st Settings) error {
 		Settings:  st,
 		access:    decider,
 		redirects: safeurl.NewRedirects(s.publicURL, st.AllowedRedirectHosts),
-		formCSP:   formActionSources(s.origin, st.AllowedRedirectHosts),
-		signin:    signin.Settings{OTP: st.OTP, Signup: st.Signup, Mail: st.Pages, Mailer: st.Mailer, AppName: st.AppName},
+	}
+	rs.portal = portal.Settings{
+		Pages:     st.Pages,
+		Redirects: rs.redirects,
+		FormCSP:   formActionSources(s.origin, st.AllowedRedirectHosts),
+		SignIn:    signin.Settings{OTP: st.OTP, Signup: st.Signup, Mail: st.Pages, Mailer: st.Mailer, AppName: st.AppName},
 	}
 	s.cur.Store(rs)
 	return nil

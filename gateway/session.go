@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+
+	"gatehouse/session"
 )
 
 // Revoked evicts a session from this instance's cache; "*" flushes it. It is
@@ -27,3 +29,14 @@ func (s *Server) endSession(ctx context.Context, id string) error {
 	s.streams.endSession(id)
 	return s.sessions.End(ctx, id)
 }
+
+// portalSessions is the session manager as the portal uses it: ending or
+// revoking a session there also ends its open streams.
+type portalSessions struct {
+	*session.Manager
+	s *Server
+}
+
+func (p portalSessions) End(ctx context.Context, id string) error { return p.s.endSession(ctx, id) }
+
+func (p portalSessions) Revoke(id string) { p.s.forget(id) }

@@ -1,4 +1,4 @@
-package gateway
+package portal
 
 import (
 	"context"
@@ -16,21 +16,14 @@ import (
 	"gatehouse/signin"
 )
 
-// maxFormBody bounds what Gatehouse's own endpoints read: they take a few
-// short fields.
-const maxFormBody = 64 << 10
-
-// hdrRequestID carries the request id to the upstream and the client.
-const hdrRequestID = "X-Request-Id"
-
 // storeTimeout bounds each page or API handler's store work.
 const storeTimeout = 10 * time.Second
 
 // requireCSRF refuses form posts without a valid double-submit token (entry
 // has already refused cross-site ones).
-func (s *Server) requireCSRF(c *fiber.Ctx) error {
-	if !s.validCSRF(c.Cookies(csrfCookieName(s.session.Secure)), c.FormValue(csrfField)) {
-		return s.fail(c, http.StatusForbidden, "csrf", "")
+func (s *Portal) requireCSRF(c *fiber.Ctx) error {
+	if !s.validCSRF(c.Cookies(csrfCookieName(s.secure)), c.FormValue(csrfField)) {
+		return s.Fail(c, http.StatusForbidden, "csrf", "")
 	}
 	return c.Next()
 }
@@ -39,7 +32,7 @@ func (s *Server) requireCSRF(c *fiber.Ctx) error {
 // cross-site form cannot send one without a CORS preflight, which Gatehouse
 // never grants. A call with no body and no Content-Type (curl -X POST) is
 // not a form either, so it passes.
-func (s *Server) requireJSON(c *fiber.Ctx) error {
+func (s *Portal) requireJSON(c *fiber.Ctx) error {
 	if c.Method() == http.MethodGet || c.Method() == http.MethodHead {
 		return c.Next()
 	}
@@ -48,51 +41,38 @@ func (s *Server) requireJSON(c *fiber.Ctx) error {
 	}
 	mt, _, err := mime.ParseMediaType(c.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
-		return s.jsonError(c, http.StatusUnsupportedMediaType, "json_required")
+		return s.JSONError(c, http.StatusUnsupportedMediaType, "json_required")
 	}
 	return c.Next()
 }
 
 // clientOf collects who is asking.
-func (s *Server) clientOf(c *fiber.Ctx) signin.Client {
+func (s *Portal) clientOf(c *fiber.Ctx) signin.Client {
 	ua := c.Get("User-Agent")
 	if len(ua) > 512 {
 		ua = ua[:512]
 	}
 	return signin.Client{
-		IP:        factsOf(c).ip,
+		IP:        s.facts(c).IP,
 		UserAgent: ua,
 		Lang:      s.pageLang(c, false),
 	}
 }
 
-// sameOriginRequest applies the standard library's cross-origin protection
-// (Sec-Fetch-Site, then Origin against Host, and the public URL's origin as
-// trusted) to a state-changing request.
-func (s *Server) sameOriginRequest(c *fiber.Ctx) bool {
-	r := &http.Request{Method: c.Method(), Host: requestHost(c), Header: http.Header{}}
-	for _, k := range []string{"Sec-Fetch-Site", "Origin"} {
-		if v := c.Request().Header.Peek(k); len(v) > 0 {
-			r.Header.Set(k, string(v))
-		}
-	}
-	return s.crossOrigin.Check(r) == nil
-}
-
 // storeContext bounds a handler's store work.
-func (s *Server) storeContext(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+func (s *Portal) storeContext(c *fiber.Ctx) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), storeTimeout)
 }
 
 // current returns the signed-in session, session.ErrNoSession, or a store
 // error.
-func (s *Server) current(c *fiber.Ctx) (session.Identity, error) {
+func (s *Portal) current(c *fiber.Ctx) (session.Identity, error) {
 	ctx, cancel := s.storeContext(c)
 	defer cancel()
 	return s.sessions.Authenticate(ctx, c.Cookies(s.cookie))
 }
 
-func (s *Server) handleHealth(c *fiber.Ctx) error {
+func (s *Portal) handleHealth(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c.Set("Cache-Control", "no-store")
@@ -103,7 +83,7 @@ func (s *Server) handleHealth(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok"})
 }
 
-func (s *Server) handleStatic(c *fiber.Ctx) error {
+func (s *Portal) handleStatic(c *fiber.Ctx) error {
 	name := path.Clean(c.Params("*"))
 	if name == "." || strings.HasPrefix(name, "..") || strings.Contains(name, "/") {
 		return fiber.ErrNotFound
@@ -126,11 +106,11 @@ func (s *Server) handleStatic(c *fiber.Ctx) error {
 // redirectToLogin answers a GET of a form's target (a reload, or a
 // language link on a page that a form post showed) with the sign-in page,
 // keeping the redirect target and the language.
-func (s *Server) redirectToLogin(c *fiber.Ctx) error {
+func (s *Portal) redirectToLogin(c *fiber.Ctx) error {
 	rs := s.settings()
 	q := url.Values{}
 	if rd := c.Query("rd"); rd != "" {
-		q.Set("rd", rs.redirects.Safe(rd))
+		q.Set("rd", rs.Redirects.Safe(rd))
 	}
 	if l, ok := rs.Pages.Supported(c.Query("lang")); ok {
 		q.Set("lang", l)
@@ -142,6 +122,6 @@ func (s *Server) redirectToLogin(c *fiber.Ctx) error {
 	return c.Redirect(target, http.StatusSeeOther)
 }
 
-func (s *Server) redirectToAccount(c *fiber.Ctx) error {
+func (s *Portal) redirectToAccount(c *fiber.Ctx) error {
 	return c.Redirect(Prefix+"/account", http.StatusSeeOther)
 }

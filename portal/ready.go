@@ -1,4 +1,4 @@
-package gateway
+package portal
 
 import (
 	"context"
@@ -53,7 +53,7 @@ type readyReport struct {
 	Checks map[string]string `json:"checks"`
 }
 
-func newReadiness(s *Server, opts Options) (*readiness, error) {
+func newReadiness(s *Portal, opts Options) (*readiness, error) {
 	r := &readiness{store: opts.Store, migrations: opts.Migrations, now: s.now, log: s.log}
 	if opts.UpstreamHealthPath != "" {
 		u, err := opts.Upstream.Parse(opts.UpstreamHealthPath)
@@ -157,7 +157,7 @@ func (r *readiness) checkUpstream(ctx context.Context) string {
 
 // handleReadyz answers 200 when every check passes and 503 otherwise, with
 // the checks' results in the body.
-func (s *Server) handleReadyz(c *fiber.Ctx) error {
+func (s *Portal) handleReadyz(c *fiber.Ctx) error {
 	rep := s.ready.check(context.Background())
 	c.Set("Cache-Control", "no-store")
 	if !rep.Ready {

@@ -1,4 +1,4 @@
-package gateway
+package portal
 
 import (
 	"bytes"
@@ -16,9 +16,9 @@ import (
 	"gatehouse/signin"
 )
 
-func (s *Server) handleLoginPage(c *fiber.Ctx) error {
+func (s *Portal) handleLoginPage(c *fiber.Ctx) error {
 	rs := s.settings()
-	rd := rs.redirects.Safe(c.Query("rd"))
+	rd := rs.Redirects.Safe(c.Query("rd"))
 	addr := ""
 	if e, err := email.Parse(c.Query("email")); err == nil {
 		addr = e
@@ -33,9 +33,9 @@ func (s *Server) handleLoginPage(c *fiber.Ctx) error {
 }
 
 // handleLogin sends a code and shows the code form.
-func (s *Server) handleLogin(c *fiber.Ctx) error {
+func (s *Portal) handleLogin(c *fiber.Ctx) error {
 	rs := s.settings()
-	rd := rs.redirects.Safe(c.FormValue("rd"))
+	rd := rs.Redirects.Safe(c.FormValue("rd"))
 	raw := c.FormValue("email")
 	addr, err := email.Parse(raw)
 	if err != nil {
@@ -46,7 +46,7 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	resend := c.FormValue("resend") != ""
-	sent, err := s.signin.Send(ctx, &rs.signin, addr, rd, resend, s.clientOf(c))
+	sent, err := s.signin.Send(ctx, &rs.SignIn, addr, rd, resend, s.clientOf(c))
 	if errors.Is(err, signin.ResendTooEarly) {
 		// The page counts the cooldown down, but without its script a
 		// visitor can ask too early: say so instead of claiming a new code
@@ -55,7 +55,7 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	}
 	if errors.Is(err, signin.SendFailed) {
 		return s.render(c, http.StatusServiceUnavailable, func(b pages.Base, buf *bytes.Buffer) error {
-			return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: http.StatusServiceUnavailable, Kind: "send_failed", Email: addr, RD: rd, RequestID: factsOf(c).reqID})
+			return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: http.StatusServiceUnavailable, Kind: "send_failed", Email: addr, RD: rd, RequestID: s.facts(c).RequestID})
 		})
 	}
 	if err != nil {
@@ -68,21 +68,21 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	return s.renderCode(c, http.StatusOK, addr, rd, "", notice, sent.ResendIn)
 }
 
-func (s *Server) renderCode(c *fiber.Ctx, status int, email, rd, errKey, notice string, resendIn int) error {
+func (s *Portal) renderCode(c *fiber.Ctx, status int, email, rd, errKey, notice string, resendIn int) error {
 	rs := s.settings()
 	return s.render(c, status, func(b pages.Base, buf *bytes.Buffer) error {
 		return rs.Pages.Code(buf, pages.CodeView{
 			Base: b, Email: email, RD: rd, Error: errKey, Notice: notice,
-			CodeLength: rs.OTP.Length, TTLMinutes: signin.TTLMinutes(rs.OTP.TTL), ResendIn: resendIn,
+			CodeLength: rs.SignIn.OTP.Length, TTLMinutes: signin.TTLMinutes(rs.SignIn.OTP.TTL), ResendIn: resendIn,
 		})
 	})
 }
 
 // handleVerify checks the code; on success it sets the session cookie and
 // sends the browser where it was going.
-func (s *Server) handleVerify(c *fiber.Ctx) error {
+func (s *Portal) handleVerify(c *fiber.Ctx) error {
 	rs := s.settings()
-	rd := rs.redirects.Safe(c.FormValue("rd"))
+	rd := rs.Redirects.Safe(c.FormValue("rd"))
 	addr, err := email.Parse(c.FormValue("email"))
 	if err != nil {
 		return s.render(c, http.StatusBadRequest, func(b pages.Base, buf *bytes.Buffer) error {
@@ -91,9 +91,9 @@ func (s *Server) handleVerify(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	token, _, err := s.signin.Verify(ctx, &rs.signin, addr, c.FormValue("code"), s.clientOf(c))
+	token, _, err := s.signin.Verify(ctx, &rs.SignIn, addr, c.FormValue("code"), s.clientOf(c))
 	if key, ok := userError(err); ok {
-		wait, werr := s.signin.ResendWait(ctx, &rs.signin, addr)
+		wait, werr := s.signin.ResendWait(ctx, &rs.SignIn, addr)
 		if werr != nil {
 			return werr
 		}
@@ -115,7 +115,7 @@ func userError(err error) (string, bool) {
 	return "", false
 }
 
-func (s *Server) signedIn(c *fiber.Ctx, token, rd string) error {
+func (s *Portal) signedIn(c *fiber.Ctx, token, rd string) error {
 	addCookie(c, s.sessions.Cookie(token))
 	c.Set("Cache-Control", "no-store")
 	return c.Redirect(rd, http.StatusSeeOther)
@@ -124,24 +124,24 @@ func (s *Server) signedIn(c *fiber.Ctx, token, rd string) error {
 // handleLinkPage is where the one-click link in the mail lands. It only shows
 // a confirmation button: a mail scanner that follows the link signs nobody
 // in.
-func (s *Server) handleLinkPage(c *fiber.Ctx) error {
+func (s *Portal) handleLinkPage(c *fiber.Ctx) error {
 	rs := s.settings()
 	token := c.Query("t")
 	if !session.ValidToken(token) {
-		return s.fail(c, http.StatusBadRequest, "bad_request", "")
+		return s.Fail(c, http.StatusBadRequest, "bad_request", "")
 	}
-	rd := rs.redirects.Safe(c.Query("rd"))
+	rd := rs.Redirects.Safe(c.Query("rd"))
 	return s.render(c, http.StatusOK, func(b pages.Base, buf *bytes.Buffer) error {
 		return rs.Pages.Confirm(buf, pages.ConfirmView{Base: b, Token: token, RD: rd})
 	})
 }
 
-func (s *Server) handleLink(c *fiber.Ctx) error {
+func (s *Portal) handleLink(c *fiber.Ctx) error {
 	rs := s.settings()
-	rd := rs.redirects.Safe(c.FormValue("rd"))
+	rd := rs.Redirects.Safe(c.FormValue("rd"))
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	token, _, err := s.signin.ConsumeLink(ctx, &rs.signin, c.FormValue("token"), s.clientOf(c))
+	token, _, err := s.signin.ConsumeLink(ctx, &rs.SignIn, c.FormValue("token"), s.clientOf(c))
 	if _, ok := userError(err); ok {
 		return s.render(c, http.StatusUnauthorized, func(b pages.Base, buf *bytes.Buffer) error {
 			return rs.Pages.Login(buf, pages.LoginView{Base: b, RD: rd, Error: "login.link_invalid"})
@@ -154,14 +154,14 @@ func (s *Server) handleLink(c *fiber.Ctx) error {
 }
 
 // handleLogout ends the session on the server and clears the cookie.
-func (s *Server) handleLogout(c *fiber.Ctx) error {
+func (s *Portal) handleLogout(c *fiber.Ctx) error {
 	if err := s.signOut(c); err != nil {
 		return err
 	}
 	rd := c.FormValue("rd")
 	target := Prefix + "/login?notice=signed_out"
 	if rd != "" {
-		target = s.settings().redirects.Safe(rd)
+		target = s.settings().Redirects.Safe(rd)
 	}
 	c.Set("Cache-Control", "no-store")
 	return c.Redirect(target, http.StatusSeeOther)
@@ -172,7 +172,7 @@ func (s *Server) handleLogout(c *fiber.Ctx) error {
 // The cookie is cleared only once the server no longer knows the session: if
 // the store fails, the user keeps the cookie and can try again, instead of
 // believing they signed out while the session lives on.
-func (s *Server) signOut(c *fiber.Ctx) error {
+func (s *Portal) signOut(c *fiber.Ctx) error {
 	id, err := s.current(c)
 	if errors.Is(err, session.ErrNoSession) {
 		addCookie(c, s.sessions.ClearCookie())
@@ -183,25 +183,25 @@ func (s *Server) signOut(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if err := s.endSession(ctx, id.ID); err != nil {
+	if err := s.sessions.End(ctx, id.ID); err != nil {
 		return err
 	}
 	addCookie(c, s.sessions.ClearCookie())
 	cl := s.clientOf(c)
-	s.recordEvent(cl.IP, cl.UserAgent, "signout", id.Email, "ok", "")
+	s.record(cl.IP, cl.UserAgent, "signout", id.Email, "ok", "")
 	return nil
 }
 
 // requireSession returns the signed-in identity, or sends a browser to sign
 // in (ok=false) and an API client a 401.
-func (s *Server) requireSession(c *fiber.Ctx) (session.Identity, bool, error) {
+func (s *Portal) requireSession(c *fiber.Ctx) (session.Identity, bool, error) {
 	id, err := s.current(c)
 	if errors.Is(err, session.ErrNoSession) {
-		if isNavigation(c.Method(), c.Request().Header.Peek("Accept")) {
+		if IsNavigation(c.Method(), c.Request().Header.Peek("Accept")) {
 			c.Set("Cache-Control", "no-store")
-			return session.Identity{}, false, c.Redirect(loginPath(c.OriginalURL()), http.StatusSeeOther)
+			return session.Identity{}, false, c.Redirect(LoginPath(c.OriginalURL()), http.StatusSeeOther)
 		}
-		return session.Identity{}, false, s.jsonError(c, http.StatusUnauthorized, "unauthenticated")
+		return session.Identity{}, false, s.JSONError(c, http.StatusUnauthorized, "unauthenticated")
 	}
 	if err != nil {
 		return session.Identity{}, false, err
@@ -209,7 +209,7 @@ func (s *Server) requireSession(c *fiber.Ctx) (session.Identity, bool, error) {
 	return id, true, nil
 }
 
-func (s *Server) handleAccount(c *fiber.Ctx) error {
+func (s *Portal) handleAccount(c *fiber.Ctx) error {
 	id, ok, err := s.requireSession(c)
 	if !ok {
 		return err
@@ -217,7 +217,7 @@ func (s *Server) handleAccount(c *fiber.Ctx) error {
 	return s.renderAccount(c, id, c.Query("notice"))
 }
 
-func (s *Server) renderAccount(c *fiber.Ctx, id session.Identity, notice string) error {
+func (s *Portal) renderAccount(c *fiber.Ctx, id session.Identity, notice string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	list, err := s.store.ListSessions(ctx, id.Email)
@@ -241,7 +241,7 @@ func (s *Server) renderAccount(c *fiber.Ctx, id session.Identity, notice string)
 }
 
 // handleLogoutOthers ends every other session of the signed-in user.
-func (s *Server) handleLogoutOthers(c *fiber.Ctx) error {
+func (s *Portal) handleLogoutOthers(c *fiber.Ctx) error {
 	id, ok, err := s.requireSession(c)
 	if !ok {
 		return err
@@ -257,16 +257,16 @@ func (s *Server) handleLogoutOthers(c *fiber.Ctx) error {
 	}
 	for _, ss := range list {
 		if ss.ID != id.ID {
-			s.forget(ss.ID)
+			s.sessions.Revoke(ss.ID)
 		}
 	}
 	cl := s.clientOf(c)
-	s.recordEvent(cl.IP, cl.UserAgent, "session.revoked", id.Email, "ok", "all other sessions")
+	s.record(cl.IP, cl.UserAgent, "session.revoked", id.Email, "ok", "all other sessions")
 	return c.Redirect(Prefix+"/account?notice=account.others_revoked", http.StatusSeeOther)
 }
 
 // handleRevoke ends one of the signed-in user's own sessions.
-func (s *Server) handleRevoke(c *fiber.Ctx) error {
+func (s *Portal) handleRevoke(c *fiber.Ctx) error {
 	id, ok, err := s.requireSession(c)
 	if !ok {
 		return err
@@ -283,13 +283,13 @@ func (s *Server) handleRevoke(c *fiber.Ctx) error {
 		owned = owned || ss.ID == target
 	}
 	if !owned {
-		return s.fail(c, http.StatusNotFound, "not_found", "")
+		return s.Fail(c, http.StatusNotFound, "not_found", "")
 	}
-	if err := s.endSession(ctx, target); err != nil {
+	if err := s.sessions.End(ctx, target); err != nil {
 		return err
 	}
 	cl := s.clientOf(c)
-	s.recordEvent(cl.IP, cl.UserAgent, "session.revoked", id.Email, "ok", "by user")
+	s.record(cl.IP, cl.UserAgent, "session.revoked", id.Email, "ok", "by user")
 	if target == id.ID {
 		addCookie(c, s.sessions.ClearCookie())
 		return c.Redirect(Prefix+"/login?notice=signed_out", http.StatusSeeOther)
@@ -335,29 +335,29 @@ type apiCodeIn struct {
 // apiCodeRequest parses a JSON sign-in body and its address. When the body
 // or the address is bad it answers 400 itself and returns email "" (err is
 // then the answer's own error, usually nil).
-func (s *Server) apiCodeRequest(c *fiber.Ctx) (apiCodeIn, string, error) {
+func (s *Portal) apiCodeRequest(c *fiber.Ctx) (apiCodeIn, string, error) {
 	var in apiCodeIn
 	if err := c.BodyParser(&in); err != nil {
-		return in, "", s.jsonError(c, http.StatusBadRequest, "bad_request")
+		return in, "", s.JSONError(c, http.StatusBadRequest, "bad_request")
 	}
 	addr, err := email.Parse(in.Email)
 	if err != nil {
-		return in, "", s.jsonError(c, http.StatusBadRequest, "invalid_email")
+		return in, "", s.JSONError(c, http.StatusBadRequest, "invalid_email")
 	}
 	return in, addr, nil
 }
 
 // apiSend is the JSON "send me a code".
-func (s *Server) apiSend(c *fiber.Ctx) error {
+func (s *Portal) apiSend(c *fiber.Ctx) error {
 	_, email, err := s.apiCodeRequest(c)
 	if err != nil || email == "" {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	sent, err := s.signin.Send(ctx, &s.settings().signin, email, "", false, s.clientOf(c))
+	sent, err := s.signin.Send(ctx, &s.settings().SignIn, email, "", false, s.clientOf(c))
 	if errors.Is(err, signin.SendFailed) {
-		return s.jsonError(c, http.StatusServiceUnavailable, "send_failed")
+		return s.JSONError(c, http.StatusServiceUnavailable, "send_failed")
 	}
 	if err != nil {
 		return err
@@ -367,16 +367,16 @@ func (s *Server) apiSend(c *fiber.Ctx) error {
 }
 
 // apiVerify is the JSON code check; on success it sets the session cookie.
-func (s *Server) apiVerify(c *fiber.Ctx) error {
+func (s *Portal) apiVerify(c *fiber.Ctx) error {
 	in, email, err := s.apiCodeRequest(c)
 	if err != nil || email == "" {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	token, sess, err := s.signin.Verify(ctx, &s.settings().signin, email, in.Code, s.clientOf(c))
+	token, sess, err := s.signin.Verify(ctx, &s.settings().SignIn, email, in.Code, s.clientOf(c))
 	if key, ok := userError(err); ok {
-		return s.jsonError(c, http.StatusUnauthorized, strings.ReplaceAll(key, ".", "_"))
+		return s.JSONError(c, http.StatusUnauthorized, strings.ReplaceAll(key, ".", "_"))
 	}
 	if err != nil {
 		return err
@@ -386,11 +386,11 @@ func (s *Server) apiVerify(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"email": sess.Email, "session_id": sess.ID, "expires_at": sess.ExpiresAt.UTC().Format(time.RFC3339)})
 }
 
-func (s *Server) apiSession(c *fiber.Ctx) error {
+func (s *Portal) apiSession(c *fiber.Ctx) error {
 	id, err := s.current(c)
 	c.Set("Cache-Control", "no-store")
 	if errors.Is(err, session.ErrNoSession) {
-		return s.jsonError(c, http.StatusUnauthorized, "unauthenticated")
+		return s.JSONError(c, http.StatusUnauthorized, "unauthenticated")
 	}
 	if err != nil {
 		return err
@@ -398,7 +398,7 @@ func (s *Server) apiSession(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"email": id.Email, "session_id": id.ID, "expires_at": id.ExpiresAt.UTC().Format(time.RFC3339)})
 }
 
-func (s *Server) apiSignOut(c *fiber.Ctx) error {
+func (s *Portal) apiSignOut(c *fiber.Ctx) error {
 	if err := s.signOut(c); err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package gateway
+package portal
 
 import (
 	"bytes"
@@ -10,43 +10,43 @@ import (
 	"gatehouse/pages"
 )
 
-// wantsPage is the one answer to "browser or API?": a client that accepts
+// WantsPage is the one answer to "browser or API?": a client that accepts
 // HTML gets pages (and error pages), anything else JSON.
-func wantsPage(accept []byte) bool {
+func WantsPage(accept []byte) bool {
 	return bytes.Contains(accept, []byte("text/html"))
 }
 
-// isNavigation reports a browser's page load, the only request that can be
+// IsNavigation reports a browser's page load, the only request that can be
 // sent to the sign-in page and back: a GET or HEAD that wants a page.
-func isNavigation(method string, accept []byte) bool {
-	return (method == http.MethodGet || method == http.MethodHead) && wantsPage(accept)
+func IsNavigation(method string, accept []byte) bool {
+	return (method == http.MethodGet || method == http.MethodHead) && WantsPage(accept)
 }
 
-// fail answers with an error: an error page for browsers, JSON for the
+// Fail answers with an error: an error page for browsers, JSON for the
 // rest. Every error Gatehouse itself answers, on its own paths and on the
 // app's, goes through here; it never shows internal error text. email, when
 // set, is the signed-in user the page offers to switch away from.
-func (s *Server) fail(c *fiber.Ctx, status int, kind, email string) error {
-	if !wantsPage(c.Request().Header.Peek("Accept")) {
-		return s.jsonError(c, status, kind)
+func (s *Portal) Fail(c *fiber.Ctx, status int, kind, email string) error {
+	if !WantsPage(c.Request().Header.Peek("Accept")) {
+		return s.JSONError(c, status, kind)
 	}
-	f := factsOf(c)
+	f := s.facts(c)
 	rs := s.settings()
 	rd := ""
 	if c.Method() == http.MethodGet {
-		if f.own {
+		if f.Own {
 			rd = c.Query("rd")
 		} else {
 			rd = string(c.Request().Header.RequestURI())
 		}
 	}
 	return s.render(c, status, func(b pages.Base, buf *bytes.Buffer) error {
-		return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: status, Kind: kind, Email: email, RD: rs.redirects.Safe(rd), RequestID: f.reqID})
+		return rs.Pages.Error(buf, pages.ErrorView{Base: b, Status: status, Kind: kind, Email: email, RD: rs.Redirects.Safe(rd), RequestID: f.RequestID})
 	})
 }
 
-// jsonError is fail's answer for API clients, and the API's own errors.
-func (s *Server) jsonError(c *fiber.Ctx, status int, code string) error {
+// JSONError is Fail's answer for API clients, and the API's own errors.
+func (s *Portal) JSONError(c *fiber.Ctx, status int, code string) error {
 	rs := s.settings()
 	lang := rs.Pages.Negotiate(c.Get("Accept-Language"), "")
 	c.Set("Cache-Control", "no-store")
@@ -64,7 +64,7 @@ func apiMessageKey(code string) string {
 }
 
 // render writes a page with its security headers and a CSRF token.
-func (s *Server) render(c *fiber.Ctx, status int, page func(pages.Base, *bytes.Buffer) error) error {
+func (s *Portal) render(c *fiber.Ctx, status int, page func(pages.Base, *bytes.Buffer) error) error {
 	rs := s.settings()
 	nonce := newNonce(s.rand)
 	b := pages.Base{
@@ -79,7 +79,7 @@ func (s *Server) render(c *fiber.Ctx, status int, page func(pages.Base, *bytes.B
 		c.Set("Cache-Control", "no-store")
 		return c.Status(http.StatusInternalServerError).SendString("Internal error")
 	}
-	setPageHeaders(&c.Response().Header, nonce, rs.formCSP)
+	setPageHeaders(&c.Response().Header, nonce, rs.FormCSP)
 	c.Type("html", "utf-8")
 	return c.Status(status).Send(buf.Bytes())
 }
@@ -93,14 +93,14 @@ const langCookie = "gatehouse_lang"
 // one remembered in the language cookie, else the best match of
 // Accept-Language. With remember set, a ?lang= choice is stored in the
 // cookie.
-func (s *Server) pageLang(c *fiber.Ctx, remember bool) string {
+func (s *Portal) pageLang(c *fiber.Ctx, remember bool) string {
 	p := s.settings().Pages
-	if factsOf(c).own {
+	if s.facts(c).Own {
 		if l, ok := p.Supported(c.Query("lang")); ok {
 			if remember && c.Cookies(langCookie) != l {
 				ck := http.Cookie{
 					Name: langCookie, Value: l, Path: Prefix, MaxAge: 365 * 24 * 3600,
-					HttpOnly: true, Secure: s.session.Secure, SameSite: http.SameSiteLaxMode,
+					HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode,
 				}
 				addCookie(c, ck.String())
 			}
@@ -121,8 +121,8 @@ func addCookie(c *fiber.Ctx, setCookie string) {
 
 // ensureCSRF returns the form token for this browser, setting the CSRF
 // cookie if it has none yet.
-func (s *Server) ensureCSRF(c *fiber.Ctx) string {
-	if tok := s.csrfToken(c.Cookies(csrfCookieName(s.session.Secure))); tok != "" {
+func (s *Portal) ensureCSRF(c *fiber.Ctx) string {
+	if tok := s.csrfToken(c.Cookies(csrfCookieName(s.secure))); tok != "" {
 		return tok
 	}
 	v, setCookie := s.newCSRFCookie()
@@ -131,6 +131,6 @@ func (s *Server) ensureCSRF(c *fiber.Ctx) string {
 	}
 	addCookie(c, setCookie)
 	// Later renders in this request must use the new cookie.
-	c.Request().Header.SetCookie(csrfCookieName(s.session.Secure), v)
+	c.Request().Header.SetCookie(csrfCookieName(s.secure), v)
 	return s.csrfToken(v)
 }

@@ -1,4 +1,4 @@
-package gateway
+package portal
 
 import (
 	"crypto/hmac"
@@ -30,7 +30,7 @@ func csrfCookieName(secure bool) string {
 
 // csrfToken derives the form token from the CSRF cookie; "" when there is no
 // usable cookie.
-func (s *Server) csrfToken(cookie string) string {
+func (s *Portal) csrfToken(cookie string) string {
 	if !session.ValidToken(cookie) {
 		return ""
 	}
@@ -42,24 +42,24 @@ func (s *Server) csrfToken(cookie string) string {
 
 // validCSRF checks a submitted form token against the cookie in constant
 // time.
-func (s *Server) validCSRF(cookie, token string) bool {
+func (s *Portal) validCSRF(cookie, token string) bool {
 	want := s.csrfToken(cookie)
 	return want != "" && hmac.Equal([]byte(want), []byte(token))
 }
 
 // newCSRFCookie returns a fresh cookie value and its Set-Cookie line.
-func (s *Server) newCSRFCookie() (value, setCookie string) {
+func (s *Portal) newCSRFCookie() (value, setCookie string) {
 	var raw [session.TokenBytes]byte
 	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
 		return "", ""
 	}
 	value = base64.RawURLEncoding.EncodeToString(raw[:])
 	c := http.Cookie{
-		Name:     csrfCookieName(s.session.Secure),
+		Name:     csrfCookieName(s.secure),
 		Value:    value,
 		Path:     "/",
 		HttpOnly: true,
-		Secure:   s.session.Secure,
+		Secure:   s.secure,
 		SameSite: http.SameSiteLaxMode,
 	}
 	return value, c.String()
