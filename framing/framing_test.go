@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 // smuggled is a second request hidden in the first one's body, aimed at a
@@ -62,9 +64,10 @@ func rawAmbiguous(head []byte) bool {
 }
 
 // FuzzGuard feeds byte streams through the framing guard in random
-// pieces and reads the result as net/http does. The guard may only add its
-// marker after a request line, and every request net/http accepts whose
-// head was ambiguous must carry the marker.
+// pieces and reads the result as fasthttp (the server Gatehouse runs) and
+// net/http do. The guard may only add its marker after a request line, and
+// every request either accepts whose head was ambiguous must carry the
+// marker.
 func FuzzGuard(f *testing.F) {
 	for _, s := range []string{
 		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -100,27 +103,60 @@ func FuzzGuard(f *testing.F) {
 		if !bytes.HasPrefix(bytes.ReplaceAll(in, marker, nil), stripped) {
 			t.Fatalf("the guard changed the stream:\nin  %q\nout %q", in, out)
 		}
-		src := bytes.NewReader(out)
-		br := bufio.NewReader(src)
-		consumed := func() int { return len(out) - src.Len() - br.Buffered() }
-		for {
-			start := consumed()
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			head := bytes.ReplaceAll(out[start:consumed()], marker, nil)
-			if rawAmbiguous(head) && req.Header.Get(AmbiguousHeader) == "" {
-				t.Fatalf("ambiguous head passed unmarked: %q", head)
-			}
-			if _, err := io.Copy(io.Discard, req.Body); err != nil {
-				return
-			}
-			if req.Header.Get("Upgrade") != "" || req.Header.Get(AmbiguousHeader) != "" {
-				return // the connection ends or changes protocol here
-			}
-		}
+		checkNetHTTP(t, out, marker)
+		checkFasthttp(t, out, marker)
 	})
+}
+
+// checkNetHTTP reads the guard's output as net/http's server would.
+func checkNetHTTP(t *testing.T, out, marker []byte) {
+	src := bytes.NewReader(out)
+	br := bufio.NewReader(src)
+	consumed := func() int { return len(out) - src.Len() - br.Buffered() }
+	for {
+		start := consumed()
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		head := bytes.ReplaceAll(out[start:consumed()], marker, nil)
+		if rawAmbiguous(head) && req.Header.Get(AmbiguousHeader) == "" {
+			t.Fatalf("net/http: ambiguous head passed unmarked: %q", head)
+		}
+		if _, err := io.Copy(io.Discard, req.Body); err != nil {
+			return
+		}
+		if req.Header.Get("Upgrade") != "" || req.Header.Get(AmbiguousHeader) != "" {
+			return // the connection ends or changes protocol here
+		}
+	}
+}
+
+// checkFasthttp reads the guard's output as fasthttp's server, the one
+// Gatehouse runs, would: head, then body, request after request.
+func checkFasthttp(t *testing.T, out, marker []byte) {
+	src := bytes.NewReader(out)
+	br := bufio.NewReader(src)
+	consumed := func() int { return len(out) - src.Len() - br.Buffered() }
+	var req fasthttp.Request
+	for {
+		req.Reset()
+		start := consumed()
+		if err := req.Header.Read(br); err != nil {
+			return
+		}
+		head := bytes.ReplaceAll(out[start:consumed()], marker, nil)
+		marked := len(req.Header.Peek(AmbiguousHeader)) > 0
+		if rawAmbiguous(head) && !marked {
+			t.Fatalf("fasthttp: ambiguous head passed unmarked: %q", head)
+		}
+		if err := req.ContinueReadBody(br, 0); err != nil {
+			return
+		}
+		if len(req.Header.Peek("Upgrade")) > 0 || marked {
+			return
+		}
+	}
 }
 
 // TestGuardReadsDrippedHeads feeds heads one byte per read (a slow

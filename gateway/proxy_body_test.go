@@ -177,9 +177,19 @@ func TestLargeBodiesStream(t *testing.T) {
 					t.Fatal(err)
 				}
 				got = sumOf(sum, n)
-				mu.Lock()
-				want = served
-				mu.Unlock()
+				// The handler records what it sent after its last write,
+				// which the client may have read already.
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					mu.Lock()
+					want = served
+					served = digest{}
+					mu.Unlock()
+					if want.Bytes != 0 || time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
 				if tc.chunked != (resp.ContentLength == -1) {
 					t.Errorf("Content-Length %d, chunked %v", resp.ContentLength, tc.chunked)
 				}
