@@ -569,6 +569,10 @@ load_test() {
 	echo
 	echo "Gatehouse memory: resident $(mib "$gh_rss_idle") MiB idle after start, $(mib "$rss_load") MiB under load (highest VmRSS sampled during its runs), $(mib "$(kib "$gh_pid" VmRSS)") MiB after the load, peak (VmHWM) $(mib "$(kib "$gh_pid" VmHWM)") MiB"
 	echo "Gatehouse access log: $(grep -c 'msg=request' "$work/load.log") lines"
+	# Connections to Gatehouse closed in the last minute (TIME-WAIT lasts
+	# 60 s): nginx reuses its keepalive connections to Gatehouse only while
+	# Gatehouse's answers let it.
+	echo "TCP connections to Gatehouse closed in the last 60 s: $(ss -Htan state time-wait "( dport = :$gh_port or sport = :$gh_port )" 2>/dev/null | wc -l)"
 }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.2f", b-a}'; }

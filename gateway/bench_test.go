@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"syscall"
@@ -231,4 +232,38 @@ func BenchmarkLoopback(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkForwardAuth measures /.gatehouse/auth as nginx's auth_request
+// asks it, over a real loopback connection from a trusted proxy: the whole
+// cost of Gatehouse in the forward-auth deployment.
+func BenchmarkForwardAuth(b *testing.B) {
+	up := cannedUpstream(b)
+	gw, cookie := benchServer(b, up, true, func(o *Options) {
+		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	base := serve(b, gw)
+	c := &fasthttp.Client{MaxConnsPerHost: 1024}
+	b.ReportAllocs()
+	defer measureCPU(b)()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		for pb.Next() {
+			req.Reset()
+			req.SetRequestURI(base + "/.gatehouse/auth")
+			browserHeaders(&req.Header, cookie)
+			req.Header.Set("X-Original-URL", "http://gate.test/app?page=2")
+			req.Header.Set("X-Original-Method", "GET")
+			req.Header.Set("X-Forwarded-For", "203.0.113.7")
+			req.Header.Set("X-Forwarded-Proto", "http")
+			if err := c.Do(req, resp); err != nil {
+				b.Fatal(err)
+			}
+			if resp.StatusCode() != http.StatusOK {
+				b.Fatalf("status %d: %s", resp.StatusCode(), resp.Body())
+			}
+		}
+	})
 }
