@@ -60,7 +60,7 @@
 #
 # Everything listens on 127.0.0.1 and runs for a bounded time. Needs go,
 # curl, wrk, nginx (with the auth_request module, as Debian's) and
-# sha256sum. Knobs (environment): DURATION (10s), WARMUP (2s), CONNS (64),
+# sha256sum and cmp. Knobs (environment): DURATION (10s), WARMUP (2s), CONNS (64),
 # THREADS (2), ROUNDS (3, the median is reported), BODY_BYTES (1073741824),
 # NGINX_WORKERS (auto), NGINX_ACCESS_LOG_OPTS ("buffer=64k flush=1s"),
 # BENCH_GATEHOUSE_BIN (a prebuilt gatehouse binary instead of building
@@ -86,7 +86,7 @@ NGINX_WORKERS=${NGINX_WORKERS:-auto}
 NGINX_ACCESS_LOG_OPTS=${NGINX_ACCESS_LOG_OPTS-buffer=64k flush=1s}
 
 cd "$(dirname "$0")/.."
-for tool in go curl sha256sum; do
+for tool in go curl sha256sum cmp; do
 	command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 if [[ $mode != bodies ]]; then
@@ -610,10 +610,13 @@ bodies_test() {
 		[[ $length == 1 ]] && label="download, Content-Length"
 		echo "$label" >&2
 		t0=$(now)
-		curl -sS -f -H "Cookie: $cookie" "$gh_url/big?bytes=$BODY_BYTES&length=$length" | sha256sum >"$work/down.txt"
+		# The body is zeros: cmp against /dev/zero checks every byte and,
+		# by where the download ends, its length, at memory speed (sha256sum
+		# alone needs about 7 s per GiB on a machine without SHA
+		# instructions, which would be all this row measured).
+		got=$(curl -sS -f -H "Cookie: $cookie" "$gh_url/big?bytes=$BODY_BYTES&length=$length" | cmp - /dev/zero 2>&1 || true)
 		secs=$(since "$t0")
-		got=$(cut -d' ' -f1 "$work/down.txt")
-		[[ $got == "$want" ]] || { echo "download arrived with SHA-256 $got" >&2; exit 1; }
+		[[ $got == "cmp: EOF on - after byte $BODY_BYTES"* ]] || { echo "download did not arrive as $BODY_BYTES zero bytes: $got" >&2; exit 1; }
 		report "$label" "$secs"
 	done
 	echo
