@@ -203,7 +203,7 @@ func compileRule(r Rule) (compiledRule, error) {
 		c.paths = append(c.paths, m)
 	}
 	for _, m := range r.Methods {
-		if !isToken(m) {
+		if !IsMethod(m) {
 			errs = append(errs, fmt.Errorf("methods: %q is not an HTTP method", m))
 			continue
 		}
@@ -455,8 +455,8 @@ func (s Signup) Allows(addr string) bool {
 	return l.permits(addr)
 }
 
-// isToken reports whether s is an RFC 9110 token, the syntax of a method.
-func isToken(s string) bool {
+// IsMethod reports whether s has a method's syntax, an RFC 9110 token.
+func IsMethod(s string) bool {
 	if s == "" {
 		return false
 	}

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+
+	"gatehouse/safeurl"
 )
 
 // ErrBadAddress is returned for anything that is not exactly one plain
@@ -141,7 +143,7 @@ func CanonicalDomain(domain string) (string, error) {
 	}
 	unicodeLabels := make([]string, len(labels))
 	for i, label := range labels {
-		if !isLDHLabel(label) {
+		if !safeurl.IsHostLabel(label) {
 			return "", badAddress("invalid domain label")
 		}
 		unicodeLabels[i] = label
@@ -313,21 +315,6 @@ func wholeScriptConfusable(label string, scripts, tld scriptSet) bool {
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-// isLDHLabel reports whether label is 1 to 63 letters, digits and hyphens,
-// neither starting nor ending with a hyphen.
-func isLDHLabel(label string) bool {
-	if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(label); i++ {
-		c := label[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
 			return false
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
+	"gatehouse/access"
 	"gatehouse/portal"
 	"gatehouse/safeurl"
 )
@@ -152,23 +153,6 @@ func (o *original) fill(scheme, authority, target string) error {
 
 func isControlByte(c byte) bool { return c < 0x20 || c == 0x7f }
 
-// isToken reports whether s is an RFC 9110 token, the syntax of a method.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
 // single returns the one value of header k and refuses a missing one or one
 // sent more than once: the proxies would not agree on which copy counts.
 func single(h http.Header, k string) (string, error) {
@@ -189,7 +173,7 @@ func method(h http.Header, k string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !isToken(m) {
+	if !access.IsMethod(m) {
 		return "", badOriginal(k + " is not a method")
 	}
 	return strings.ToUpper(m), nil

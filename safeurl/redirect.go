@@ -376,16 +376,16 @@ func IsHostName(s string) bool {
 		return false
 	}
 	for _, label := range strings.Split(s, ".") {
-		if !isLDHLabel(label) {
+		if !IsHostLabel(label) {
 			return false
 		}
 	}
 	return true
 }
 
-// isLDHLabel reports whether label is 1 to 63 letters, digits and hyphens,
-// neither starting nor ending with a hyphen.
-func isLDHLabel(label string) bool {
+// IsHostLabel reports whether label is 1 to 63 letters, digits and
+// hyphens, neither starting nor ending with a hyphen (an LDH label).
+func IsHostLabel(label string) bool {
 	if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 		return false
 	}
