@@ -237,6 +237,29 @@ EOF
 	wait_http "$nginx_up/" "$work/nginx/up/error.log"
 }
 
+# fa_server PORT LOCATION_DIR prints a forward-auth server block: the auth
+# location from LOCATION_DIR/gatehouse-location.conf, the app behind
+# snippets/gatehouse-authrequest.conf.
+fa_server() {
+	cat <<EOF
+    server {
+        listen 127.0.0.1:$1;
+        include $2/gatehouse-location.conf;
+        location / {
+            include snippets/gatehouse-authrequest.conf;
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$http_host;
+        }
+    }
+EOF
+}
+
 # start_nginx_front GATEHOUSE_PORT starts the nginx in front: a
 # proxy_pass server block (nginx_px) and the forward-auth one (nginx_fa)
 # built from examples/nginx/.
@@ -283,40 +306,14 @@ EOF
             proxy_set_header X-Forwarded-Host \$http_host;
         }
     }
-    # Forward auth, as examples/nginx/gatehouse.conf's app server block.
-    server {
-        listen 127.0.0.1:$fa_port;
-        include snippets/gatehouse-location.conf;
-        location / {
-            include snippets/gatehouse-authrequest.conf;
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$remote_addr;
-            proxy_set_header X-Real-IP \$remote_addr;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$http_host;
-        }
-    }
-    # The same forward auth against an auth endpoint that costs nothing
-    # (the upstream nginx's "return 200"): the most any forward-auth
-    # server can reach behind this nginx.
-    server {
-        listen 127.0.0.1:$floor_port;
-        include snippets-floor/gatehouse-location.conf;
-        location / {
-            include snippets/gatehouse-authrequest.conf;
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$remote_addr;
-            proxy_set_header X-Real-IP \$remote_addr;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$http_host;
-        }
-    }
+EOF
+		# Forward auth, as examples/nginx/gatehouse.conf's app server block.
+		fa_server "$fa_port" snippets
+		# The same forward auth against an auth endpoint that costs nothing
+		# (the upstream nginx's "return 200"): the most any forward-auth
+		# server can reach behind this nginx.
+		fa_server "$floor_port" snippets-floor
+		cat <<EOF
 }
 EOF
 	} >"$dir/nginx.conf"
