@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"math/rand/v2"
+	"mime/multipart"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -297,5 +299,50 @@ func TestMaxRequestBody(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMultipartBodyArrivesByteForByte: a multipart upload is forwarded as
+// the client sent it — boundary, part headers, binary content and all —
+// never parsed and re-encoded by the gateway.
+func TestMultipartBodyArrivesByteForByte(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	var gotBody []byte
+	var gotType string
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		gotBody, gotType = b, r.Header.Get("Content-Type")
+		mu.Unlock()
+		_, _ = io.WriteString(w, "ok")
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("title", "report\r\n--not-a-boundary")
+	part, _ := mw.CreateFormFile("file", "data.bin")
+	bin := make([]byte, 70000)
+	for i := range bin {
+		bin[i] = byte(i * 7)
+	}
+	_, _ = part.Write(bin)
+	_ = mw.Close()
+	sent := append([]byte(nil), body.Bytes()...)
+
+	b := h.browser()
+	b.signIn("mia@example.com", "/")
+	req, _ := http.NewRequest(http.MethodPost, h.URL+"/upload", bytes.NewReader(sent))
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp := b.do(req)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, resp.body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if gotType != mw.FormDataContentType() {
+		t.Errorf("Content-Type at the app = %q, want %q", gotType, mw.FormDataContentType())
+	}
+	if !bytes.Equal(gotBody, sent) {
+		t.Fatalf("the app got %d bytes, not the %d sent, byte for byte", len(gotBody), len(sent))
 	}
 }
