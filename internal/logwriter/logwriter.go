@@ -78,19 +78,26 @@ func (w *Writer) Flush() {
 	w.writing.Lock()
 	defer w.writing.Unlock()
 	w.mu.Lock()
-	b := w.buf
-	w.buf = w.spare[:0]
-	w.mu.Unlock()
-	if len(b) == 0 {
+	if len(w.buf) == 0 {
+		w.mu.Unlock()
 		return
 	}
+	// Swap in the spare buffer; the two must never share an array while
+	// b is being written and w.buf is appended to.
+	b := w.buf
+	w.buf, w.spare = w.spare[:0], nil
+	w.mu.Unlock()
 	_, err := w.out.Write(b)
 	w.mu.Lock()
 	if err != nil {
 		w.err = err
 	}
+	// b becomes the next spare; one grown too large is dropped. Either
+	// way spare must stop pointing at the array w.buf now uses.
 	if cap(b) <= 2*w.size {
 		w.spare = b[:0]
+	} else {
+		w.spare = nil
 	}
 	w.mu.Unlock()
 }

@@ -154,3 +154,53 @@ func TestZeroDelayWritesThrough(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// gate is an underlying writer whose Write waits to be released, then
+// keeps what it was given at that moment.
+type gate struct {
+	entered chan struct{}
+	release chan struct{}
+	mu      sync.Mutex
+	got     []string
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	g.mu.Lock()
+	g.got = append(g.got, string(p))
+	g.mu.Unlock()
+	return len(p), nil
+}
+
+// TestBatchBeingWrittenIsNeverReused: lines logged while a batch is being
+// written go to another buffer, also after a flush that found nothing to
+// write (which once left both buffers on one array).
+func TestBatchBeingWrittenIsNeverReused(t *testing.T) {
+	g := &gate{entered: make(chan struct{}), release: make(chan struct{})}
+	w := New(g, time.Hour, 1<<10)
+	flush := func() chan struct{} {
+		done := make(chan struct{})
+		go func() { w.Flush(); close(done) }()
+		return done
+	}
+	_, _ = w.Write([]byte("first\n"))
+	done := flush()
+	<-g.entered
+	g.release <- struct{}{}
+	<-done
+	w.Flush() // nothing queued
+	_, _ = w.Write([]byte("second\n"))
+	done = flush()
+	<-g.entered                        // the batch "second\n" is being written...
+	_, _ = w.Write([]byte("THIRD!\n")) // ...while another line arrives
+	g.release <- struct{}{}
+	<-done
+	done = flush()
+	<-g.entered
+	g.release <- struct{}{}
+	<-done
+	if want := []string{"first\n", "second\n", "THIRD!\n"}; strings.Join(g.got, "|") != strings.Join(want, "|") {
+		t.Fatalf("batches written = %q, want %q", g.got, want)
+	}
+}
