@@ -55,8 +55,9 @@ func (p Policy) String() string {
 // of Paths, its method one of Methods and its host one of Hosts.
 type Rule struct {
 	// Paths are doublestar globs matched, case-sensitively, against the
-	// safeurl.CleanPath result; at least one is required ("/**" for every
-	// path).
+	// safeurl.CleanPath result. Empty means every path, allowed only when
+	// Hosts is set (a rule for a whole host); otherwise at least one is
+	// required ("/**" for every path).
 	// "**" spans segments, "*" does not. "/public/**" matches "/public",
 	// "/public/" and everything below, but not "/publicity" nor "/PUBLIC".
 	// A trailing slash on the request path is ignored when matching, so a
@@ -80,7 +81,36 @@ type Rule struct {
 	// "evil-example.com"). Both empty: any signed-in user.
 	Emails  []string
 	Domains []string
+	// Groups would restrict the rule to members of groups; Gatehouse has
+	// no groups yet, so a rule naming any is refused rather than ignored
+	// (ignoring it would let every signed-in user through).
+	Groups []string
 }
+
+// FieldError is one problem in the access configuration, named by its
+// config key ("access.rules[0].paths[1]"), so that check-config and serve,
+// which both compile through this package, say the same thing.
+type FieldError struct {
+	Key string
+	Err error
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Err.Error() }
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// fieldErrors collects FieldErrors.
+type fieldErrors []error
+
+func (fe *fieldErrors) add(key string, err error) {
+	*fe = append(*fe, &FieldError{Key: key, Err: err})
+}
+
+func (fe *fieldErrors) addf(key, format string, args ...any) {
+	fe.add(key, fmt.Errorf(format, args...))
+}
+
+func indexKey(key string, i int) string { return fmt.Sprintf("%s[%d]", key, i) }
 
 // Decider holds the compiled access rules.
 type Decider struct {
@@ -159,21 +189,16 @@ func (l allowList) permits(email string) bool {
 }
 
 // Compile compiles rules, checked in order (first match wins), with def
-// as the policy when none matches. Every problem is reported, naming the
-// rule by its index.
+// as the policy when none matches. Every problem is reported, each a
+// *FieldError named by its config key (errors.Join of them all).
 func Compile(rules []Rule, def Policy) (*Decider, error) {
+	var errs fieldErrors
 	if !validPolicy(def) {
-		return nil, fmt.Errorf("access default: unknown policy %d", int(def))
+		errs.addf("access.default", "unknown policy %d", int(def))
 	}
 	a := &Decider{def: def, rules: make([]compiledRule, 0, len(rules))}
-	var errs []error
 	for i, r := range rules {
-		c, err := compileRule(r)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("access rule %d: %w", i, err))
-			continue
-		}
-		a.rules = append(a.rules, c)
+		a.rules = append(a.rules, compileRule(&errs, indexKey("access.rules", i), r))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -185,26 +210,25 @@ func validPolicy(p Policy) bool {
 	return p == PolicyAuthenticated || p == PolicyPublic || p == PolicyDeny
 }
 
-func compileRule(r Rule) (compiledRule, error) {
-	var errs []error
+func compileRule(errs *fieldErrors, key string, r Rule) compiledRule {
 	c := compiledRule{policy: r.Policy}
 	if !validPolicy(r.Policy) {
-		errs = append(errs, fmt.Errorf("policy: unknown policy %d", int(r.Policy)))
+		errs.addf(key+".policy", "unknown policy %d", int(r.Policy))
 	}
-	if len(r.Paths) == 0 {
-		errs = append(errs, errors.New(`paths: at least one glob is required ("/**" for every path)`))
+	if len(r.Paths) == 0 && len(r.Hosts) == 0 {
+		errs.addf(key+".paths", `required unless hosts is set ("/**" for every path)`)
 	}
-	for _, p := range r.Paths {
+	for i, p := range r.Paths {
 		m, err := compilePathGlob(p)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("paths: %w", err))
+			errs.add(indexKey(key+".paths", i), err)
 			continue
 		}
 		c.paths = append(c.paths, m)
 	}
-	for _, m := range r.Methods {
+	for i, m := range r.Methods {
 		if !IsMethod(m) {
-			errs = append(errs, fmt.Errorf("methods: %q is not an HTTP method", m))
+			errs.addf(indexKey(key+".methods", i), "%q is not an HTTP method such as GET or POST", m)
 			continue
 		}
 		m = strings.ToUpper(m)
@@ -213,31 +237,43 @@ func compileRule(r Rule) (compiledRule, error) {
 			c.anyGet = true
 		}
 	}
-	for _, h := range r.Hosts {
+	for i, h := range r.Hosts {
 		m, err := compileHost(h)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("hosts: %w", err))
+			errs.add(indexKey(key+".hosts", i), err)
 			continue
 		}
 		c.hosts = append(c.hosts, m)
 	}
-	allow, err := compileAllowList(r.Emails, r.Domains)
-	if err != nil {
-		errs = append(errs, err)
+	c.allow = compileAllowList(errs, key+".emails", key+".domains", r.Emails, r.Domains)
+	if r.Policy != PolicyAuthenticated && validPolicy(r.Policy) {
+		if len(r.Emails) > 0 {
+			errs.addf(key+".emails", "only allowed with policy authenticated, not %s", r.Policy)
+		}
+		if len(r.Domains) > 0 {
+			errs.addf(key+".domains", "only allowed with policy authenticated, not %s", r.Policy)
+		}
 	}
-	if allow.restricted() && r.Policy != PolicyAuthenticated {
-		errs = append(errs, fmt.Errorf("emails/domains: only meaningful with policy authenticated, not %s", r.Policy))
+	if len(r.Groups) > 0 {
+		errs.addf(key+".groups", "not supported yet: Gatehouse has no groups; use emails or domains")
 	}
-	c.allow = allow
-	return c, errors.Join(errs...)
+	return c
 }
 
+// compilePathGlob accepts a doublestar pattern on a normalized path. Dot
+// segments are refused: a normalized path never has them, so such a rule
+// would silently never match.
 func compilePathGlob(p string) (pathMatcher, error) {
 	if !strings.HasPrefix(p, "/") {
-		return pathMatcher{}, fmt.Errorf("%q must start with /", p)
+		return pathMatcher{}, fmt.Errorf(`%q must start with "/"`, p)
 	}
 	if !doublestar.ValidatePattern(p) {
 		return pathMatcher{}, fmt.Errorf("%q is not a valid glob", p)
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return pathMatcher{}, fmt.Errorf("%q must not contain . or .. segments (paths are matched after normalization)", p)
+		}
 	}
 	if !strings.ContainsAny(p, `*?[]{}\`) {
 		return pathMatcher{pattern: p, literal: true}, nil
@@ -253,33 +289,34 @@ func compileHost(h string) (hostMatcher, error) {
 	}
 	check := strings.TrimPrefix(name, ".")
 	if !safeurl.IsHostName(check) {
-		return hostMatcher{}, fmt.Errorf("%q is not a host name or *.domain", h)
+		return hostMatcher{}, fmt.Errorf("%q is not a host name or *.domain (a * only as the whole first label)", h)
 	}
 	return hostMatcher{name: name, wildcard: wildcard}, nil
 }
 
 // compileAllowList canonicalises addresses with email.Parse and domains
-// with IDNA, so that they compare equal to signed-in addresses.
-func compileAllowList(emails, domains []string) (allowList, error) {
+// with IDNA, so that they compare equal to signed-in addresses. An entry
+// that cannot match anyone is an error, not skipped: with an allowlist,
+// a skipped entry locks its people out without a word.
+func compileAllowList(errs *fieldErrors, emailsKey, domainsKey string, emails, domains []string) allowList {
 	var l allowList
-	var errs []error
-	for _, e := range emails {
+	for i, e := range emails {
 		a, err := email.Parse(e)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("emails: %q: %w", e, err))
+			errs.add(indexKey(emailsKey, i), fmt.Errorf("%q: %w", e, err))
 			continue
 		}
 		l.emails = append(l.emails, a)
 	}
-	for _, d := range domains {
+	for i, d := range domains {
 		c, err := canonicalDomainPattern(d)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("domains: %q: %w", d, err))
+			errs.add(indexKey(domainsKey, i), fmt.Errorf(`%q must be a domain name such as example.com or *.example.com, without "@" (%w)`, d, err))
 			continue
 		}
 		l.domains = append(l.domains, c)
 	}
-	return l, errors.Join(errs...)
+	return l
 }
 
 // canonicalDomainPattern turns "Example.COM" into "example.com" and
@@ -364,6 +401,10 @@ func (r *compiledRule) matches(host, method, path, trimmed string) bool {
 			return false
 		}
 	}
+	if len(r.paths) == 0 {
+		// A rule with hosts and no paths covers every path on them.
+		return true
+	}
 	for _, p := range r.paths {
 		if p.match(path) || (len(trimmed) != len(path) && p.match(trimmed)) {
 			return true
@@ -422,37 +463,41 @@ func (d Decision) Permits(email string) bool {
 	return d.allow.permits(email)
 }
 
-// Signup decides who may sign in at all. With Open, anyone with a valid
-// address; otherwise only the listed Emails, or addresses in Domains (exact
-// domain, or subdomains for a "*.example.com" entry). Entries are compared
-// in canonical form; an entry that is not a valid address or domain never
-// matches.
+// Signup is who may sign in at all, as configured: with Open, anyone with
+// a valid address; otherwise only the listed Emails, or addresses in
+// Domains (exact domain, or subdomains for a "*.example.com" entry).
+// Compile it once (CompileSignup) and ask the result.
 type Signup struct {
 	Open    bool
 	Emails  []string
 	Domains []string
 }
 
+// SignupPolicy is a compiled Signup; the zero value lets nobody in.
+type SignupPolicy struct {
+	open  bool
+	allow allowList
+}
+
+// CompileSignup canonicalises the allowlist once. An entry that is not a
+// valid address or domain is an error (access.allowed_emails[i],
+// access.allowed_domains[i]), also with Open, so that switching to an
+// allowlist later cannot lock anyone out by surprise.
+func CompileSignup(s Signup) (*SignupPolicy, error) {
+	var errs fieldErrors
+	allow := compileAllowList(&errs, "access.allowed_emails", "access.allowed_domains", s.Emails, s.Domains)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &SignupPolicy{open: s.Open, allow: allow}, nil
+}
+
 // Allows reports whether addr (an email.Parse result) may sign in.
-func (s Signup) Allows(addr string) bool {
-	if addr == "" {
+func (p *SignupPolicy) Allows(addr string) bool {
+	if p == nil || addr == "" {
 		return false
 	}
-	if s.Open {
-		return true
-	}
-	var l allowList
-	for _, e := range s.Emails {
-		if a, err := email.Parse(e); err == nil {
-			l.emails = append(l.emails, a)
-		}
-	}
-	for _, d := range s.Domains {
-		if c, err := canonicalDomainPattern(d); err == nil {
-			l.domains = append(l.domains, c)
-		}
-	}
-	return l.permits(addr)
+	return p.open || p.allow.permits(addr)
 }
 
 // IsMethod reports whether s has a method's syntax, an RFC 9110 token.

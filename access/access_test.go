@@ -1,6 +1,7 @@
 package access
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -271,23 +272,27 @@ func TestCompileRejectsBadRules(t *testing.T) {
 		def   Policy
 		want  []string // substrings the error must contain
 	}{
-		{"invalid glob", []Rule{{Paths: []string{"/ok"}}, {Paths: []string{"/public/["}}}, PolicyAuthenticated, []string{"access rule 1", "paths"}},
-		{"unclosed brace", []Rule{{Paths: []string{"/a/{b,c"}}}, PolicyAuthenticated, []string{"access rule 0", "not a valid glob"}},
-		{"relative glob", []Rule{{Paths: []string{"public/**"}}}, PolicyAuthenticated, []string{"access rule 0", "must start with /"}},
-		{"no paths", []Rule{{Policy: PolicyPublic}}, PolicyAuthenticated, []string{"access rule 0", "at least one glob"}},
-		{"bad method", []Rule{{Paths: []string{"/"}, Methods: []string{"GE T"}}}, PolicyAuthenticated, []string{"access rule 0", "methods"}},
-		{"empty method", []Rule{{Paths: []string{"/"}, Methods: []string{""}}}, PolicyAuthenticated, []string{"methods"}},
-		{"bare star host", []Rule{{Paths: []string{"/"}, Hosts: []string{"*"}}}, PolicyAuthenticated, []string{"hosts"}},
-		{"inner star host", []Rule{{Paths: []string{"/"}, Hosts: []string{"a*.example.com"}}}, PolicyAuthenticated, []string{"hosts"}},
-		{"host with port", []Rule{{Paths: []string{"/"}, Hosts: []string{"a.example.com:80"}}}, PolicyAuthenticated, []string{"hosts"}},
-		{"unicode host", []Rule{{Paths: []string{"/"}, Hosts: []string{"bücher.de"}}}, PolicyAuthenticated, []string{"hosts"}},
-		{"emails on public rule", []Rule{{Paths: []string{"/"}, Policy: PolicyPublic, Emails: []string{"a@example.com"}}}, PolicyAuthenticated, []string{"only meaningful with policy authenticated"}},
-		{"domains on deny rule", []Rule{{Paths: []string{"/"}, Policy: PolicyDeny, Domains: []string{"example.com"}}}, PolicyAuthenticated, []string{"only meaningful"}},
-		{"invalid email", []Rule{{Paths: []string{"/"}, Emails: []string{"Bob <b@example.com>"}}}, PolicyAuthenticated, []string{"emails"}},
-		{"invalid domain", []Rule{{Paths: []string{"/"}, Domains: []string{"exa mple.com"}}}, PolicyAuthenticated, []string{"domains"}},
-		{"unknown policy", []Rule{{Paths: []string{"/"}, Policy: Policy(7)}}, PolicyAuthenticated, []string{"access rule 0", "policy"}},
-		{"unknown default", nil, Policy(-1), []string{"access default"}},
-		{"every problem named", []Rule{{Paths: []string{"x"}}, {Paths: []string{"/"}}, {Paths: []string{"/["}, Methods: []string{"A B"}}}, PolicyAuthenticated, []string{"access rule 0", "access rule 2", "paths", "methods"}},
+		{"invalid glob", []Rule{{Paths: []string{"/ok"}}, {Paths: []string{"/public/["}}}, PolicyAuthenticated, []string{"access.rules[1].paths[0]: ", "not a valid glob"}},
+		{"unclosed brace", []Rule{{Paths: []string{"/a/{b,c"}}}, PolicyAuthenticated, []string{"access.rules[0].paths[0]: ", "not a valid glob"}},
+		{"relative glob", []Rule{{Paths: []string{"public/**"}}}, PolicyAuthenticated, []string{"access.rules[0].paths[0]: ", `must start with "/"`}},
+		{"dot segment", []Rule{{Paths: []string{"/a/../b"}}}, PolicyAuthenticated, []string{"access.rules[0].paths[0]: ", ". or .. segments"}},
+		{"no paths and no hosts", []Rule{{Policy: PolicyPublic}}, PolicyAuthenticated, []string{"access.rules[0].paths: ", "required unless hosts is set"}},
+		{"bad method", []Rule{{Paths: []string{"/"}, Methods: []string{"GET", "GE T"}}}, PolicyAuthenticated, []string{"access.rules[0].methods[1]: "}},
+		{"empty method", []Rule{{Paths: []string{"/"}, Methods: []string{""}}}, PolicyAuthenticated, []string{"access.rules[0].methods[0]: "}},
+		{"bare star host", []Rule{{Paths: []string{"/"}, Hosts: []string{"*"}}}, PolicyAuthenticated, []string{"access.rules[0].hosts[0]: "}},
+		{"inner star host", []Rule{{Paths: []string{"/"}, Hosts: []string{"a*.example.com"}}}, PolicyAuthenticated, []string{"access.rules[0].hosts[0]: "}},
+		{"host with port", []Rule{{Paths: []string{"/"}, Hosts: []string{"a.example.com:80"}}}, PolicyAuthenticated, []string{"access.rules[0].hosts[0]: "}},
+		{"unicode host", []Rule{{Paths: []string{"/"}, Hosts: []string{"bücher.de"}}}, PolicyAuthenticated, []string{"access.rules[0].hosts[0]: "}},
+		{"emails on public rule", []Rule{{Paths: []string{"/"}, Policy: PolicyPublic, Emails: []string{"a@example.com"}}}, PolicyAuthenticated, []string{"access.rules[0].emails: ", "only allowed with policy authenticated"}},
+		{"domains on deny rule", []Rule{{Paths: []string{"/"}, Policy: PolicyDeny, Domains: []string{"example.com"}}}, PolicyAuthenticated, []string{"access.rules[0].domains: ", "only allowed"}},
+		{"invalid email", []Rule{{Paths: []string{"/"}, Emails: []string{"ok@example.com", "Bob <b@example.com>"}}}, PolicyAuthenticated, []string{"access.rules[0].emails[1]: "}},
+		{"email with percent", []Rule{{Paths: []string{"/"}, Emails: []string{"a%b@example.com"}}}, PolicyAuthenticated, []string{"access.rules[0].emails[0]: "}},
+		{"invalid domain", []Rule{{Paths: []string{"/"}, Domains: []string{"exa mple.com"}}}, PolicyAuthenticated, []string{"access.rules[0].domains[0]: "}},
+		{"domain with underscore", []Rule{{Paths: []string{"/"}, Domains: []string{"my_corp.example.com"}}}, PolicyAuthenticated, []string{"access.rules[0].domains[0]: "}},
+		{"groups", []Rule{{Paths: []string{"/"}, Groups: []string{"admins"}}}, PolicyAuthenticated, []string{"access.rules[0].groups: ", "not supported yet"}},
+		{"unknown policy", []Rule{{Paths: []string{"/"}, Policy: Policy(7)}}, PolicyAuthenticated, []string{"access.rules[0].policy: "}},
+		{"unknown default", nil, Policy(-1), []string{"access.default: "}},
+		{"every problem named", []Rule{{Paths: []string{"x"}}, {Paths: []string{"/"}}, {Paths: []string{"/["}, Methods: []string{"A B"}}}, PolicyAuthenticated, []string{"access.rules[0].paths[0]: ", "access.rules[2].paths[0]: ", "access.rules[2].methods[0]: "}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,7 +308,35 @@ func TestCompileRejectsBadRules(t *testing.T) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
 			}
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				var fe *FieldError
+				if !errors.As(e, &fe) || !strings.HasPrefix(fe.Key, "access.") {
+					t.Errorf("problem %q is not a FieldError named by its key", e)
+				}
+			}
 		})
+	}
+}
+
+// TestHostOnlyRuleCoversEveryPath: a rule with hosts and no paths is what
+// users write to close or open a whole host.
+func TestHostOnlyRuleCoversEveryPath(t *testing.T) {
+	a, err := Compile([]Rule{{Hosts: []string{"admin.example.com"}, Policy: PolicyDeny}}, PolicyPublic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		host, path string
+		want       Policy
+	}{
+		{"admin.example.com", "/", PolicyDeny},
+		{"admin.example.com:8443", "/any/thing", PolicyDeny},
+		{"Admin.Example.com.", "/x", PolicyDeny},
+		{"app.example.com", "/", PolicyPublic},
+	} {
+		if got := a.Decide(tc.host, "GET", tc.path).Policy; got != tc.want {
+			t.Errorf("Decide(%s%s) = %s, want %s", tc.host, tc.path, got, tc.want)
+		}
 	}
 }
 
@@ -352,8 +385,8 @@ func TestDecisionPermits(t *testing.T) {
 
 func TestSignupAllows(t *testing.T) {
 	closed := Signup{
-		Emails:  []string{"Alice@Example.com", "not an address", "carol@bücher.de"},
-		Domains: []string{"Team.Example.org", "*.corp.example.net", "bad domain"},
+		Emails:  []string{"Alice@Example.com", "carol@bücher.de"},
+		Domains: []string{"Team.Example.org", "*.corp.example.net"},
 	}
 	tests := []struct {
 		name   string
@@ -372,15 +405,44 @@ func TestSignupAllows(t *testing.T) {
 		{"wildcard subdomain", closed, "bob@eu.corp.example.net", true},
 		{"wildcard apex", closed, "bob@corp.example.net", false},
 		{"suffix trick", closed, "bob@evil-team.example.org", false},
-		{"invalid entries match nothing", closed, "not an address", false},
+		{"not an address", closed, "not an address", false},
 		{"empty", closed, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.signup.Allows(tt.email); got != tt.want {
+			p, err := CompileSignup(tt.signup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.Allows(tt.email); got != tt.want {
 				t.Fatalf("Allows(%q) = %v, want %v", tt.email, got, tt.want)
 			}
 		})
+	}
+	var none *SignupPolicy
+	if none.Allows("x@y.com") {
+		t.Error("a nil policy lets someone in")
+	}
+}
+
+// TestSignupRefusesEntriesThatMatchNobody: an allowlist entry that can
+// never match is an error named by its key, not silently skipped (which
+// would lock its people out).
+func TestSignupRefusesEntriesThatMatchNobody(t *testing.T) {
+	_, err := CompileSignup(Signup{
+		Emails:  []string{"ok@example.com", "a%b@example.com", "not an address"},
+		Domains: []string{"example.org", "my_corp.example.com"},
+	})
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, w := range []string{"access.allowed_emails[1]: ", "access.allowed_emails[2]: ", "access.allowed_domains[1]: "} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not name %q", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), "allowed_emails[0]") || strings.Contains(err.Error(), "allowed_domains[0]") {
+		t.Errorf("valid entries reported: %q", err)
 	}
 }
 

@@ -282,6 +282,11 @@ func (s *Server) Reload(st Settings) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	// The allowlist is compiled once per reload, not on every sign-in.
+	signup, err := access.CompileSignup(st.Signup)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("gateway settings: %w", err)
 	}
@@ -297,7 +302,7 @@ func (s *Server) Reload(st Settings) error {
 		Pages:     st.Pages,
 		Redirects: rs.redirects,
 		FormCSP:   formActionSources(s.origin, st.AllowedRedirectHosts),
-		SignIn:    signin.Settings{OTP: st.OTP, Signup: st.Signup, Mail: st.Pages, Mailer: st.Mailer, AppName: st.AppName},
+		SignIn:    signin.Settings{OTP: st.OTP, Signup: signup, Mail: st.Pages, Mailer: st.Mailer, AppName: st.AppName},
 	}
 	s.cur.Store(rs)
 	return nil

@@ -88,7 +88,7 @@ type Mailer interface {
 // runs; each call is made with the settings its request started with.
 type Settings struct {
 	OTP     OTP
-	Signup  access.Signup
+	Signup  *access.SignupPolicy
 	Mail    MailRenderer
 	Mailer  Mailer
 	AppName string

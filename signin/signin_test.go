@@ -81,11 +81,15 @@ func newFlow(t *testing.T, signup access.Signup) *flow {
 	if err != nil {
 		t.Fatal(err)
 	}
+	policy, err := access.CompileSignup(signup)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := &flow{mail: &outbox{}}
 	f.st = &Settings{
 		OTP: OTP{Length: 6, TTL: 5 * time.Minute, MaxAttempts: 3, MaxFailuresPerHour: 100,
 			RateWindow: 15 * time.Minute, PerAddress: 2, PerIP: 100},
-		Signup: signup,
+		Signup: policy,
 		Mail:   f.mail,
 		Mailer: f.mail,
 	}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 
-	"gatehouse/access"
 	"gatehouse/authstore"
 	"gatehouse/config"
 	"gatehouse/gateway"
@@ -39,17 +38,10 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*auth
 // Settings maps the hot-reloadable part of the config to the gateway. The
 // log mail driver writes to console.
 func Settings(cfg *config.Config, console io.Writer) (gateway.Settings, error) {
-	rules := make([]access.Rule, 0, len(cfg.Access.Rules))
-	for i, r := range cfg.Access.Rules {
-		p, err := access.ParsePolicy(r.Policy)
-		if err != nil {
-			return gateway.Settings{}, fmt.Errorf("access.rules[%d].policy: %w", i, err)
-		}
-		rules = append(rules, access.Rule{Paths: r.Paths, Methods: r.Methods, Hosts: r.Hosts, Policy: p, Emails: r.Emails, Domains: r.Domains})
-	}
-	def, err := access.ParsePolicy(cfg.Access.Default)
+	// The same conversion check-config compiles: what passed it starts.
+	rules, def, signup, err := cfg.Access.AccessRules()
 	if err != nil {
-		return gateway.Settings{}, fmt.Errorf("access.default: %w", err)
+		return gateway.Settings{}, err
 	}
 	renderer, err := pages.New(pages.Options{
 		AppName:         cfg.UI.AppName,
@@ -69,7 +61,7 @@ func Settings(cfg *config.Config, console io.Writer) (gateway.Settings, error) {
 	return gateway.Settings{
 		Rules:                rules,
 		DefaultPolicy:        def,
-		Signup:               access.Signup{Open: cfg.Access.Signup == "open", Emails: cfg.Access.AllowedEmails, Domains: cfg.Access.AllowedDomains},
+		Signup:               signup,
 		AllowedRedirectHosts: cfg.Redirect.AllowedHosts,
 		OTP: signin.OTP{
 			Length:             cfg.OTP.Length,
