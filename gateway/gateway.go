@@ -236,7 +236,7 @@ func New(opts Options) (*Server, error) {
 		SignIn:             s.signin,
 		Secret:             opts.Secret,
 		SecureCookies:      opts.Session.Secure,
-		Settings:           func() *portal.Settings { return &s.settings().portal },
+		Settings:           s.portalSettings,
 		Facts:              portalFacts,
 		Record:             s.recordEvent,
 		Upstream:           opts.Upstream,
@@ -309,6 +309,15 @@ func (s *Server) Reload(st Settings) error {
 }
 
 func (s *Server) settings() *runtimeSettings { return s.cur.Load() }
+
+// portalSettings is the snapshot request c started with (its facts hold
+// it), so one request never sees two configurations.
+func (s *Server) portalSettings(c *fiber.Ctx) *portal.Settings {
+	if f := factsOf(c); f.settings != nil {
+		return &f.settings.portal
+	}
+	return &s.settings().portal
+}
 
 // formActionSources lists where sign-in forms may redirect to, for the CSP
 // form-action directive (browsers apply it to the redirect after a POST).

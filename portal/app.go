@@ -88,7 +88,7 @@ func (s *Portal) handleStatic(c *fiber.Ctx) error {
 	if name == "." || strings.HasPrefix(name, "..") || strings.Contains(name, "/") {
 		return fiber.ErrNotFound
 	}
-	data, err := fs.ReadFile(s.settings().Pages.Static(), name)
+	data, err := fs.ReadFile(s.settings(c).Pages.Static(), name)
 	if err != nil {
 		return fiber.ErrNotFound
 	}
@@ -107,7 +107,7 @@ func (s *Portal) handleStatic(c *fiber.Ctx) error {
 // language link on a page that a form post showed) with the sign-in page,
 // keeping the redirect target and the language.
 func (s *Portal) redirectToLogin(c *fiber.Ctx) error {
-	rs := s.settings()
+	rs := s.settings(c)
 	q := url.Values{}
 	if rd := c.Query("rd"); rd != "" {
 		q.Set("rd", rs.Redirects.Safe(rd))

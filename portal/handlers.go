@@ -17,7 +17,7 @@ import (
 )
 
 func (s *Portal) handleLoginPage(c *fiber.Ctx) error {
-	rs := s.settings()
+	rs := s.settings(c)
 	rd := rs.Redirects.Safe(c.Query("rd"))
 	addr := ""
 	if e, err := email.Parse(c.Query("email")); err == nil {
@@ -34,7 +34,7 @@ func (s *Portal) handleLoginPage(c *fiber.Ctx) error {
 
 // handleLogin sends a code and shows the code form.
 func (s *Portal) handleLogin(c *fiber.Ctx) error {
-	rs := s.settings()
+	rs := s.settings(c)
 	rd := rs.Redirects.Safe(c.FormValue("rd"))
 	raw := c.FormValue("email")
 	addr, err := email.Parse(raw)
@@ -69,7 +69,7 @@ func (s *Portal) handleLogin(c *fiber.Ctx) error {
 }
 
 func (s *Portal) renderCode(c *fiber.Ctx, status int, email, rd, errKey, notice string, resendIn int) error {
-	rs := s.settings()
+	rs := s.settings(c)
 	return s.render(c, status, func(b pages.Base, buf *bytes.Buffer) error {
 		return rs.Pages.Code(buf, pages.CodeView{
 			Base: b, Email: email, RD: rd, Error: errKey, Notice: notice,
@@ -81,7 +81,7 @@ func (s *Portal) renderCode(c *fiber.Ctx, status int, email, rd, errKey, notice 
 // handleVerify checks the code; on success it sets the session cookie and
 // sends the browser where it was going.
 func (s *Portal) handleVerify(c *fiber.Ctx) error {
-	rs := s.settings()
+	rs := s.settings(c)
 	rd := rs.Redirects.Safe(c.FormValue("rd"))
 	addr, err := email.Parse(c.FormValue("email"))
 	if err != nil {
@@ -125,7 +125,7 @@ func (s *Portal) signedIn(c *fiber.Ctx, token, rd string) error {
 // a confirmation button: a mail scanner that follows the link signs nobody
 // in.
 func (s *Portal) handleLinkPage(c *fiber.Ctx) error {
-	rs := s.settings()
+	rs := s.settings(c)
 	token := c.Query("t")
 	if !session.ValidToken(token) {
 		return s.Fail(c, http.StatusBadRequest, "bad_request", "")
@@ -137,7 +137,7 @@ func (s *Portal) handleLinkPage(c *fiber.Ctx) error {
 }
 
 func (s *Portal) handleLink(c *fiber.Ctx) error {
-	rs := s.settings()
+	rs := s.settings(c)
 	rd := rs.Redirects.Safe(c.FormValue("rd"))
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
@@ -161,7 +161,7 @@ func (s *Portal) handleLogout(c *fiber.Ctx) error {
 	rd := c.FormValue("rd")
 	target := Prefix + "/login?notice=signed_out"
 	if rd != "" {
-		target = s.settings().Redirects.Safe(rd)
+		target = s.settings(c).Redirects.Safe(rd)
 	}
 	c.Set("Cache-Control", "no-store")
 	return c.Redirect(target, http.StatusSeeOther)
@@ -234,7 +234,7 @@ func (s *Portal) renderAccount(c *fiber.Ctx, id session.Identity, notice string)
 	if notice != "account.revoked" && notice != "account.others_revoked" {
 		notice = ""
 	}
-	rs := s.settings()
+	rs := s.settings(c)
 	return s.render(c, http.StatusOK, func(b pages.Base, buf *bytes.Buffer) error {
 		return rs.Pages.Account(buf, pages.AccountView{Base: b, Email: id.Email, Sessions: views, Notice: notice})
 	})
@@ -355,7 +355,7 @@ func (s *Portal) apiSend(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	sent, err := s.signin.Send(ctx, &s.settings().SignIn, email, "", false, s.clientOf(c))
+	sent, err := s.signin.Send(ctx, &s.settings(c).SignIn, email, "", false, s.clientOf(c))
 	if errors.Is(err, signin.SendFailed) {
 		return s.JSONError(c, http.StatusServiceUnavailable, "send_failed")
 	}
@@ -374,7 +374,7 @@ func (s *Portal) apiVerify(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	token, sess, err := s.signin.Verify(ctx, &s.settings().SignIn, email, in.Code, s.clientOf(c))
+	token, sess, err := s.signin.Verify(ctx, &s.settings(c).SignIn, email, in.Code, s.clientOf(c))
 	if key, ok := userError(err); ok {
 		return s.JSONError(c, http.StatusUnauthorized, strings.ReplaceAll(key, ".", "_"))
 	}

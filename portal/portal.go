@@ -69,8 +69,9 @@ type Options struct {
 	// SecureCookies sets the Secure attribute (and the __Host- prefix of
 	// the CSRF cookie).
 	SecureCookies bool
-	// Settings returns the settings the current request runs with.
-	Settings func() *Settings
+	// Settings returns the settings request c runs with: one snapshot for
+	// the whole request, even when a reload lands halfway through it.
+	Settings func(c *fiber.Ctx) *Settings
 	// Facts returns what the gateway recorded about the request.
 	Facts func(c *fiber.Ctx) Facts
 	// Record records a security event; nil records nothing.
@@ -99,7 +100,7 @@ type Portal struct {
 	secret   []byte
 	secure   bool
 	cookie   string // the session cookie's name
-	settings func() *Settings
+	settings func(c *fiber.Ctx) *Settings
 	facts    func(c *fiber.Ctx) Facts
 	record   func(ip, ua, typ, email, outcome, detail string)
 	ready    *readiness

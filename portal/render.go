@@ -31,7 +31,7 @@ func (s *Portal) Fail(c *fiber.Ctx, status int, kind, email string) error {
 		return s.JSONError(c, status, kind)
 	}
 	f := s.facts(c)
-	rs := s.settings()
+	rs := s.settings(c)
 	rd := ""
 	if c.Method() == http.MethodGet {
 		if f.Own {
@@ -47,7 +47,7 @@ func (s *Portal) Fail(c *fiber.Ctx, status int, kind, email string) error {
 
 // JSONError is Fail's answer for API clients, and the API's own errors.
 func (s *Portal) JSONError(c *fiber.Ctx, status int, code string) error {
-	rs := s.settings()
+	rs := s.settings(c)
 	lang := rs.Pages.Negotiate(c.Get("Accept-Language"), "")
 	c.Set("Cache-Control", "no-store")
 	return c.Status(status).JSON(fiber.Map{"error": code, "message": rs.Pages.Message(lang, apiMessageKey(code))})
@@ -65,7 +65,7 @@ func apiMessageKey(code string) string {
 
 // render writes a page with its security headers and a CSRF token.
 func (s *Portal) render(c *fiber.Ctx, status int, page func(pages.Base, *bytes.Buffer) error) error {
-	rs := s.settings()
+	rs := s.settings(c)
 	nonce := newNonce(s.rand)
 	b := pages.Base{
 		Lang:      s.pageLang(c, true),
@@ -94,7 +94,7 @@ const langCookie = "gatehouse_lang"
 // Accept-Language. With remember set, a ?lang= choice is stored in the
 // cookie.
 func (s *Portal) pageLang(c *fiber.Ctx, remember bool) string {
-	p := s.settings().Pages
+	p := s.settings(c).Pages
 	if s.facts(c).Own {
 		if l, ok := p.Supported(c.Query("lang")); ok {
 			if remember && c.Cookies(langCookie) != l {
