@@ -254,6 +254,7 @@ func TestInvalid(t *testing.T) {
 		{"route with bad upstream", "routes:\n  - path_prefix: /api\n    upstream: \"127.0.0.1:4000\"\n", nil, "routes[0].upstream", "absolute http or https URL"},
 		{"route with relative prefix", "routes:\n  - path_prefix: api\n    upstream: http://127.0.0.1:4000\n", nil, "routes[0].path_prefix", `must start with "/"`},
 		{"route matching everything", "routes:\n  - upstream: http://127.0.0.1:4000\n", nil, "routes[0]", "must set host, path_prefix or both"},
+		{"route host with a port", "routes:\n  - host: api.example.com:8443\n    upstream: http://127.0.0.1:4000\n", nil, "routes[0].host", "without a port"},
 		{"bad database driver", "database:\n  driver: mysql\n", nil, "database.driver", "must be one of sqlite, postgres"},
 		{"empty dsn", "database:\n  dsn: \"\"\n", nil, "database.dsn", "required"},
 		{"postgres with a file dsn", "database:\n  driver: postgres\n", nil, "database.dsn", "postgres:// or postgresql://"},

@@ -68,8 +68,10 @@ func validateUpstream(p *problems, c *Config) {
 	}
 	for i, r := range c.Routes {
 		k := index("routes", i)
-		if r.Host != "" && !validHostPattern(r.Host, true) {
-			p.addf(k+".host", "must be a host name, optionally with a port or a leading \"*.\"")
+		if r.Host != "" && !validHostPattern(r.Host, false) {
+			// The request's host is compared without its port, so a
+			// route host with one would never match.
+			p.addf(k+".host", "must be a host name or \"*.\" and a domain, without a port")
 		}
 		if r.PathPrefix != "" && !absolutePath(r.PathPrefix) {
 			p.addf(k+".path_prefix", "must start with \"/\"")

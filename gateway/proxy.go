@@ -31,6 +31,9 @@ func newRoutes(def *url.URL, list []Route) (*routes, error) {
 		if r.Upstream == nil || r.Upstream.Host == "" {
 			return nil, fmt.Errorf("gateway: route %d: upstream URL is required", i)
 		}
+		if _, _, err := net.SplitHostPort(r.Host); err == nil {
+			return nil, fmt.Errorf("gateway: route %d: host %q has a port; hosts are compared without one", i, r.Host)
+		}
 		list[i].Host = strings.TrimSuffix(strings.ToLower(r.Host), ".")
 	}
 	return &routes{def: def, list: list}, nil

@@ -58,23 +58,26 @@ func TestCheckConfigAgreesWithServe(t *testing.T) {
 		rules string // access.rules
 		extra string // more YAML under access:
 		key   string // the key both name; "" = the config is valid
+		top   string // more top-level YAML
 	}{
-		{"a rule with only hosts covers the whole host", `[{hosts: ["admin.example.com"], policy: deny}]`, "", ""},
-		{"a wildcard host", `[{hosts: ["*.example.com"], paths: ["/admin/**"], policy: deny}]`, "", ""},
-		{"a glob inside a host label", `[{hosts: ["app-*.example.com"], policy: deny}]`, "", "access.rules[0].hosts[0]"},
-		{"an underscore in a rule's domain", `[{paths: ["/x/**"], policy: authenticated, domains: ["my_corp.example.com"]}]`, "", "access.rules[0].domains[0]"},
-		{"a percent in a rule's address", `[{paths: ["/x/**"], policy: authenticated, emails: ["a%b@example.com"]}]`, "", "access.rules[0].emails[0]"},
-		{"a rule without paths or hosts", `[{policy: deny}]`, "", "access.rules[0].paths"},
-		{"a dot segment in a path", `[{paths: ["/a/../b"], policy: deny}]`, "", "access.rules[0].paths[0]"},
-		{"groups are refused", `[{paths: ["/x"], policy: authenticated, groups: [ops]}]`, "", "access.rules[0].groups"},
-		{"an allowlist that matches", `[{paths: ["/public/**"], policy: public}]`, "  signup: allowlist\n  allowed_emails: [\"ok@example.com\"]\n  allowed_domains: [\"corp.example.com\", \"*.example.org\"]\n", ""},
-		{"an allowlist domain that matches nobody", `[{paths: ["/public/**"], policy: public}]`, "  signup: allowlist\n  allowed_domains: [\"my_corp.example.com\"]\n", "access.allowed_domains[0]"},
-		{"an allowlist address that matches nobody", `[{paths: ["/public/**"], policy: public}]`, "  signup: allowlist\n  allowed_emails: [\"ok@example.com\", \"a%b@example.com\"]\n", "access.allowed_emails[1]"},
-		{"an empty allowlist", `[{paths: ["/public/**"], policy: public}]`, "  signup: allowlist\n", "access.signup"},
+		{"a rule with only hosts covers the whole host", `[{hosts: ["admin.example.com"], policy: deny}]`, "", "", ""},
+		{"a wildcard host", `[{hosts: ["*.example.com"], paths: ["/admin/**"], policy: deny}]`, "", "", ""},
+		{"a glob inside a host label", `[{hosts: ["app-*.example.com"], policy: deny}]`, "", "access.rules[0].hosts[0]", ""},
+		{"an underscore in a rule's domain", `[{paths: ["/x/**"], policy: authenticated, domains: ["my_corp.example.com"]}]`, "", "access.rules[0].domains[0]", ""},
+		{"a percent in a rule's address", `[{paths: ["/x/**"], policy: authenticated, emails: ["a%b@example.com"]}]`, "", "access.rules[0].emails[0]", ""},
+		{"a rule without paths or hosts", `[{policy: deny}]`, "", "access.rules[0].paths", ""},
+		{"a dot segment in a path", `[{paths: ["/a/../b"], policy: deny}]`, "", "access.rules[0].paths[0]", ""},
+		{"groups are refused", `[{paths: ["/x"], policy: authenticated, groups: [ops]}]`, "", "access.rules[0].groups", ""},
+		{"an allowlist that matches", `[{paths: ["/public/**"], policy: public}]`, "  signup: allowlist\n  allowed_emails: [\"ok@example.com\"]\n  allowed_domains: [\"corp.example.com\", \"*.example.org\"]\n", "", ""},
+		{"an allowlist domain that matches nobody", `[{paths: ["/public/**"], policy: public}]`, "  signup: allowlist\n  allowed_domains: [\"my_corp.example.com\"]\n", "access.allowed_domains[0]", ""},
+		{"an allowlist address that matches nobody", `[{paths: ["/public/**"], policy: public}]`, "  signup: allowlist\n  allowed_emails: [\"ok@example.com\", \"a%b@example.com\"]\n", "access.allowed_emails[1]", ""},
+		{"an empty allowlist", `[{paths: ["/public/**"], policy: public}]`, "  signup: allowlist\n", "access.signup", ""},
+		{"a route for a host", "", "", "", "routes:\n  - host: \"api.example.com\"\n    upstream: \"http://127.0.0.1:9\"\n"},
+		{"a route host with a port", "", "", "routes[0].host", "routes:\n  - host: \"api.example.com:8443\"\n    upstream: \"http://127.0.0.1:9\"\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s := setup{db: database{"sqlite", filepath.Join(dir, "gatehouse.db")}, rules: tc.rules}
+			s := setup{db: database{"sqlite", filepath.Join(dir, "gatehouse.db")}, rules: tc.rules, extra: tc.top}
 			body := s.yaml()
 			if tc.extra != "" {
 				body = strings.Replace(body, "access:\n", "access:\n"+tc.extra, 1)
