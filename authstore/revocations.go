@@ -3,9 +3,11 @@ package authstore
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,9 +17,9 @@ import (
 	"github.com/uptrace/bun/driver/pgdriver"
 )
 
-// RevokeAll is passed to a WatchRevocations callback when notifications may
-// have been missed (after the listener reconnected): drop every cached
-// session.
+// RevokeAll is passed to a WatchRevocations callback when revocations may
+// have been missed (after the listener reconnected, or the feed could not
+// be read for a while): drop every cached session.
 const RevokeAll = "*"
 
 const (
@@ -29,16 +31,43 @@ const (
 	// connection still delivers notifications.
 	listenPingInterval = 15 * time.Second
 
-	// localQueue is how many revocations a watcher in this process may
-	// fall behind before it is told to flush everything instead.
-	localQueue = 1024
+	// revocationPollInterval is how often a watcher on SQLite reads the
+	// revocations table: a revocation made by any process reaches it
+	// within this, plus the time of one small primary-key read.
+	revocationPollInterval = 250 * time.Millisecond
+	// revocationBatch is the most rows one poll reads; a longer backlog is
+	// read in further batches at once.
+	revocationBatch = 1000
 )
 
-// notifyRevoked announces, inside the transaction that deleted them, the
-// sessions that are gone. PostgreSQL delivers the notifications when the
-// transaction commits, to every listening process.
-func (s *Store) notifyRevoked(ctx context.Context, tx bun.Tx, ids []string) error {
-	if !s.postgres() || len(ids) == 0 {
+type revocationRow struct {
+	bun.BaseModel `bun:"table:revocations"`
+
+	ID        int64     `bun:"id,pk,autoincrement"`
+	SessionID string    `bun:"session_id"`
+	RevokedAt time.Time `bun:"revoked_at"`
+}
+
+// recordRevoked writes the revocation feed's rows for ids inside the
+// transaction that deleted those sessions, so a revocation is announced if
+// and only if the deletion commits. On PostgreSQL the same transaction
+// also sends the IDs with NOTIFY, delivered to every listening process at
+// commit.
+func (s *Store) recordRevoked(ctx context.Context, tx bun.Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	now := utc(s.now())
+	for chunk := range slices.Chunk(ids, revocationBatch) {
+		rows := make([]revocationRow, len(chunk))
+		for i, id := range chunk {
+			rows[i] = revocationRow{SessionID: id, RevokedAt: now}
+		}
+		if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+			return fmt.Errorf("record revocations: %w", err)
+		}
+	}
+	if !s.postgres() {
 		return nil
 	}
 	_, err := tx.ExecContext(ctx, "SELECT pg_notify(?, t.id) FROM unnest(?::text[]) AS t(id)",
@@ -49,48 +78,135 @@ func (s *Store) notifyRevoked(ctx context.Context, tx bun.Tx, ids []string) erro
 	return nil
 }
 
-// revoked tells watchers in this process about sessions deleted by a
-// committed transaction. PostgreSQL's notifications already reach them.
-func (s *Store) revoked(ids []string) {
-	if !s.postgres() {
-		s.local.publish(ids)
+// PruneRevocations deletes revocation rows older than before and returns
+// how many. The newest row is always kept, so a watcher that starts later
+// still finds the end of the feed. A watcher that had not yet read a
+// pruned row is told RevokeAll.
+func (s *Store) PruneRevocations(ctx context.Context, before time.Time) (int, error) {
+	newest := s.db.NewSelect().Model((*revocationRow)(nil)).ColumnExpr("MAX(id)")
+	res, err := s.db.NewDelete().Model((*revocationRow)(nil)).
+		Where("revoked_at < ?", utc(before)).
+		Where("id < (?)", newest).
+		Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("prune revocations: %w", err)
 	}
+	n, err := affected(res)
+	if err != nil {
+		return 0, fmt.Errorf("prune revocations: %w", err)
+	}
+	return n, nil
 }
 
 // WatchRevocations calls fn with the ID of every session deleted by any
-// Store on this database, until ctx is done; then it returns nil. fn runs
-// on the calling goroutine, one call at a time. fn(RevokeAll) means
-// revocations may have been missed and every cached session must be dropped.
+// Store on this database, in this process or another (the CLI, another
+// server), until ctx is done; then it returns nil. It reports what is
+// deleted after it starts. fn runs on the calling goroutine, one call at a
+// time. fn(RevokeAll) means revocations may have been missed and every
+// cached session must be dropped.
 //
-// On PostgreSQL the IDs come through LISTEN/NOTIFY from every process. The
-// first successful LISTEN is logged at info level. A lost connection is
-// logged at warn level and retried with exponential backoff (at most 5 s);
-// after each reconnect fn(RevokeAll) is called.
+// On PostgreSQL the IDs come through LISTEN/NOTIFY. The first successful
+// LISTEN is logged at info level. A lost connection is logged at warn level
+// and retried with exponential backoff (at most 5 s); after each reconnect
+// fn(RevokeAll) is called.
 //
-// SQLite has no notification channel between processes: only deletions made
-// through this Store value are reported. Sessions deleted by another process
-// (the CLI, for instance) stop working once a caller's cache entry expires,
-// so callers must keep their session cache TTL short.
+// On SQLite, which has no notification channel between processes, the
+// revocations table is read every 250 ms by increasing id. The first
+// successful read is logged at info level. A failed read is logged at warn
+// level (once until reads succeed again) and followed, once reading works
+// again, by fn(RevokeAll); so is a gap in the ids, which means rows were
+// pruned before this watcher read them.
 func (s *Store) WatchRevocations(ctx context.Context, fn func(sessionID string)) error {
 	if s.postgres() {
 		s.watchPostgres(ctx, fn)
 		return nil
 	}
-	s.watchLocal(ctx, fn)
+	s.pollRevocations(ctx, fn, revocationPollInterval)
 	return nil
 }
 
-func (s *Store) watchLocal(ctx context.Context, fn func(string)) {
-	sub := s.local.subscribe()
-	defer s.local.unsubscribe(sub)
+// pollRevocations follows the revocations table every interval until ctx
+// is done.
+func (s *Store) pollRevocations(ctx context.Context, fn func(string), every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var (
+		last    int64
+		started bool
+		failing bool
+	)
 	for {
+		var err error
+		if !started {
+			// Start at the end of the feed: what was revoked before the
+			// watcher started is the caller's to know.
+			last, err = s.latestRevocationID(ctx)
+		} else {
+			last, err = s.deliverRevocations(ctx, last, fn)
+		}
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if !failing {
+				s.log.Warn("reading session revocations failed", "err", err, "retry_every", every)
+			}
+			failing = true
+		case err == nil && failing:
+			s.log.Warn("reading session revocations again")
+			fn(RevokeAll)
+			failing = false
+		}
+		if err == nil && !started {
+			s.log.Info("following session revocations", "every", every)
+			started = true
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-sub.overflow:
+		case <-t.C:
+		}
+	}
+}
+
+// latestRevocationID returns the greatest id in the revocations table, 0
+// when it is empty.
+func (s *Store) latestRevocationID(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	if err := s.db.NewSelect().Model((*revocationRow)(nil)).ColumnExpr("MAX(id)").Scan(ctx, &id); err != nil {
+		return 0, fmt.Errorf("latest revocation: %w", err)
+	}
+	return id.Int64, nil
+}
+
+// deliverRevocations passes the revocations after id last to fn and
+// returns the new position. Ids follow each other without holes unless
+// rows were pruned before they were read; then fn(RevokeAll) stands in for
+// the batch.
+func (s *Store) deliverRevocations(ctx context.Context, last int64, fn func(string)) (int64, error) {
+	for {
+		var rows []revocationRow
+		err := s.db.NewSelect().Model(&rows).Column("id", "session_id").
+			Where("id > ?", last).
+			OrderExpr("id ASC").
+			Limit(revocationBatch).
+			Scan(ctx)
+		if err != nil {
+			return last, fmt.Errorf("read revocations: %w", err)
+		}
+		if len(rows) == 0 {
+			return last, nil
+		}
+		if gap := holeAfter(last, rows); gap >= 0 {
+			s.log.Warn("session revocations were pruned before they were read; dropping every cached session",
+				"after", gap)
 			fn(RevokeAll)
-		case id := <-sub.ids:
-			fn(id)
+		} else {
+			for _, r := range rows {
+				fn(r.SessionID)
+			}
+		}
+		last = rows[len(rows)-1].ID
+		if len(rows) < revocationBatch || ctx.Err() != nil {
+			return last, nil
 		}
 	}
 }
@@ -198,57 +314,14 @@ func randomPingChannel() (string, error) {
 	return "gatehouse_ping_" + hex.EncodeToString(b), nil
 }
 
-// hub fans revocations out to the watchers of one Store value.
-type hub struct {
-	mu   sync.Mutex
-	subs map[*subscriber]struct{}
-}
-
-type subscriber struct {
-	ids chan string
-	// overflow is signalled when ids was full and an ID was dropped.
-	overflow chan struct{}
-}
-
-func newHub() *hub {
-	return &hub{subs: map[*subscriber]struct{}{}}
-}
-
-func (h *hub) subscribe() *subscriber {
-	sub := &subscriber{
-		ids:      make(chan string, localQueue),
-		overflow: make(chan struct{}, 1),
-	}
-	h.mu.Lock()
-	h.subs[sub] = struct{}{}
-	h.mu.Unlock()
-	return sub
-}
-
-func (h *hub) unsubscribe(sub *subscriber) {
-	h.mu.Lock()
-	delete(h.subs, sub)
-	h.mu.Unlock()
-}
-
-// publish never blocks: a watcher that is too far behind gets a single
-// overflow signal instead of the IDs it could not take.
-func (h *hub) publish(ids []string) {
-	if len(ids) == 0 {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for sub := range h.subs {
-		for _, id := range ids {
-			select {
-			case sub.ids <- id:
-			default:
-				select {
-				case sub.overflow <- struct{}{}:
-				default:
-				}
-			}
+// holeAfter returns the id after which rows (read after last, in id order)
+// miss one, or -1 when they follow last without a hole.
+func holeAfter(last int64, rows []revocationRow) int64 {
+	for _, r := range rows {
+		if r.ID != last+1 {
+			return last
 		}
+		last = r.ID
 	}
+	return -1
 }

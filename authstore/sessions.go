@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/uptrace/bun"
 )
@@ -113,6 +115,40 @@ func (s *Store) SessionByTokenHash(ctx context.Context, tokenHash []byte) (Sessi
 	return row.session(), nil
 }
 
+// SessionByIDPrefix returns the session whose ID is prefix, or else the one
+// session whose ID starts with prefix: ErrNotFound when none does,
+// ErrAmbiguous when several do. The comparison is exact (case-sensitive)
+// on both databases; LIKE's wildcards in prefix match only themselves.
+func (s *Store) SessionByIDPrefix(ctx context.Context, prefix string) (Session, error) {
+	if prefix == "" {
+		return Session{}, errors.New("session by id prefix: empty prefix")
+	}
+	var rows []sessionRow
+	err := s.db.NewSelect().Model(&rows).
+		Where("id LIKE ? ESCAPE '!'", likePrefix(prefix)).
+		// SQLite's LIKE ignores ASCII case; this makes the match exact.
+		Where("substr(id, 1, ?) = ?", utf8.RuneCountInString(prefix), prefix).
+		OrderExpr("CASE WHEN id = ? THEN 0 ELSE 1 END, id", prefix).
+		Limit(2).
+		Scan(ctx)
+	switch {
+	case err != nil:
+		return Session{}, fmt.Errorf("session by id prefix: %w", err)
+	case len(rows) == 0:
+		return Session{}, fmt.Errorf("session by id prefix: %w", ErrNotFound)
+	case len(rows) > 1 && rows[0].ID != prefix:
+		return Session{}, fmt.Errorf("session by id prefix: %w", ErrAmbiguous)
+	}
+	return rows[0].session(), nil
+}
+
+// likePrefix is the LIKE pattern (escape character '!') matching the
+// strings that start with prefix.
+func likePrefix(prefix string) string {
+	r := strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+	return r.Replace(prefix) + "%"
+}
+
 // TouchSession moves the session's LastSeenAt forward to lastSeen; it never
 // moves it back. ErrNotFound if the session does not exist.
 func (s *Store) TouchSession(ctx context.Context, id string, lastSeen time.Time) error {
@@ -193,7 +229,8 @@ func (s *Store) DeleteUserSessions(ctx context.Context, email string, exceptID s
 }
 
 // DeleteExpiredSessions deletes sessions past their absolute expiry at now
-// or, when idle > 0, not seen for idle; it returns how many.
+// or, when idle > 0, not seen for idle; it returns how many. They are
+// announced to WatchRevocations like any other deletion.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time, idle time.Duration) (int, error) {
 	now = utc(now)
 	ids, err := s.deleteSessionsTx(ctx, func(q *bun.DeleteQuery) *bun.DeleteQuery {
@@ -223,8 +260,8 @@ func (s *Store) CountSessions(ctx context.Context, now time.Time) (int, error) {
 	return int(n), nil
 }
 
-// deleteSessionsTx deletes the sessions that where selects in a transaction
-// of its own and announces them.
+// deleteSessionsTx deletes the sessions that where selects, and announces
+// them, in a transaction of its own.
 func (s *Store) deleteSessionsTx(ctx context.Context, where func(*bun.DeleteQuery) *bun.DeleteQuery) ([]string, error) {
 	var ids []string
 	err := s.inTx(ctx, func(tx bun.Tx) error {
@@ -235,12 +272,11 @@ func (s *Store) deleteSessionsTx(ctx context.Context, where func(*bun.DeleteQuer
 	if err != nil {
 		return nil, err
 	}
-	s.revoked(ids)
 	return ids, nil
 }
 
 // deleteSessions deletes the sessions matching a simple condition inside tx
-// and queues their notifications; the caller calls s.revoked after commit.
+// and announces them in the revocation feed when tx commits.
 func (s *Store) deleteSessions(ctx context.Context, tx bun.Tx, cond string, args ...any) ([]string, error) {
 	return s.deleteSessionsWhere(ctx, tx, func(q *bun.DeleteQuery) *bun.DeleteQuery {
 		return q.Where(cond, args...)
@@ -253,7 +289,7 @@ func (s *Store) deleteSessionsWhere(ctx context.Context, tx bun.Tx, where func(*
 	if err := q.Scan(ctx, &ids); err != nil {
 		return nil, fmt.Errorf("delete sessions: %w", err)
 	}
-	if err := s.notifyRevoked(ctx, tx, ids); err != nil {
+	if err := s.recordRevoked(ctx, tx, ids); err != nil {
 		return nil, err
 	}
 	return ids, nil

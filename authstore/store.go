@@ -1,6 +1,6 @@
-// Package authstore is Gatehouse's persistent store: users, sessions, login
-// codes, rate-limit counters, audit events and the server secret, kept in
-// SQLite or PostgreSQL through bun.
+// Package authstore is Gatehouse's persistent store: users, sessions (with
+// the feed of their revocations), login codes, rate-limit counters, audit
+// events and the server secret, kept in SQLite or PostgreSQL through bun.
 //
 // Every method takes the caller's context first. Where a decision depends on
 // the time, the caller passes now; all times are stored in UTC with
@@ -26,6 +26,8 @@ import (
 var (
 	// ErrNotFound means the user or session does not exist.
 	ErrNotFound = errors.New("not found")
+	// ErrAmbiguous means a session ID prefix matches more than one session.
+	ErrAmbiguous = errors.New("ambiguous")
 	// ErrNoCode means the address has no live code: none was sent, it was
 	// used, or a newer one replaced it.
 	ErrNoCode = errors.New("no live code")
@@ -67,12 +69,12 @@ type Options struct {
 	MaxIdleConns int
 	// ConnMaxLifetime closes connections older than this; 0 means never.
 	ConnMaxLifetime time.Duration
-	// Logger receives the revocation listener's start (info) and its
+	// Logger receives the revocation watcher's start (info) and its
 	// trouble (warnings). nil discards.
 	Logger *slog.Logger
 	// Now is the clock used where the caller passes no time: an Event
-	// without Time, when a migration or the secret was created. nil means
-	// time.Now.
+	// without Time, when a migration or the secret was created, when a
+	// session was revoked. nil means time.Now.
 	Now func() time.Time
 }
 
@@ -83,9 +85,6 @@ type Store struct {
 	dialect string
 	log     *slog.Logger
 	now     func() time.Time
-	// local fans revocations out to watchers in this process; used for
-	// SQLite, which has no notification channel between processes.
-	local *hub
 }
 
 // Open connects to the database and checks that it answers. It does not
@@ -118,7 +117,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		dialect: opts.Driver,
 		log:     opts.Logger,
 		now:     opts.Now,
-		local:   newHub(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

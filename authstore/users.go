@@ -89,7 +89,6 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 // there is none). Disabling deletes the user's sessions in the same
 // transaction and announces them to WatchRevocations.
 func (s *Store) SetUserDisabled(ctx context.Context, email string, disabled bool) error {
-	var ids []string
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		res, err := tx.NewUpdate().Model((*userRow)(nil)).
 			Set("disabled = ?", disabled).
@@ -106,13 +105,12 @@ func (s *Store) SetUserDisabled(ctx context.Context, email string, disabled bool
 		if !disabled {
 			return nil
 		}
-		ids, err = s.deleteSessions(ctx, tx, "email = ?", email)
+		_, err = s.deleteSessions(ctx, tx, "email = ?", email)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("set user disabled: %w", err)
 	}
-	s.revoked(ids)
 	return nil
 }
 
@@ -120,7 +118,6 @@ func (s *Store) SetUserDisabled(ctx context.Context, email string, disabled bool
 // together with their sessions and pending codes, and announces the
 // sessions to WatchRevocations.
 func (s *Store) DeleteUser(ctx context.Context, email string) error {
-	var ids []string
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		res, err := tx.NewDelete().Model((*userRow)(nil)).Where("email = ?", email).Exec(ctx)
 		if err != nil {
@@ -134,13 +131,12 @@ func (s *Store) DeleteUser(ctx context.Context, email string) error {
 		if _, err := tx.NewDelete().Model((*codeRow)(nil)).Where("email = ?", email).Exec(ctx); err != nil {
 			return fmt.Errorf("delete codes: %w", err)
 		}
-		ids, err = s.deleteSessions(ctx, tx, "email = ?", email)
+		_, err = s.deleteSessions(ctx, tx, "email = ?", email)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
-	s.revoked(ids)
 	return nil
 }
 
