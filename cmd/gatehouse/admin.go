@@ -26,9 +26,9 @@ const (
 	exitNotFound = 3 // the user or session named does not exist
 )
 
-// cliIP is the client IP recorded on audit events made by admin commands;
-// a running server on SQLite follows these events to drop revoked sessions
-// from its cache (see followAdminActions).
+// cliIP is the client IP recorded on audit events made by admin commands,
+// so the audit log tells them from requests. A running server learns of
+// the sessions they end from the store's revocation feed, not from these.
 const cliIP = "cli"
 
 // Audit event types recorded by admin commands.
@@ -39,10 +39,6 @@ const (
 	eventUserRemoved    = "user.removed"
 	eventSessionRevoked = "session.revoked"
 )
-
-// sessionDetailPrefix starts the detail of a session.revoked event that
-// names one session.
-const sessionDetailPrefix = "session "
 
 func usageError(format string, args ...any) error {
 	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
@@ -442,28 +438,15 @@ func (a *admin) revokeSession(ref string) error {
 	if len(ref) < 8 || strings.Trim(ref, "0123456789abcdef") != "" {
 		return usageError("invalid session ID %q: want the ID from gatehouse sessions list (at least 8 hex characters)", ref)
 	}
-	sessions, err := a.st.ListSessions(a.ctx, "")
-	if err != nil {
+	s, err := a.st.SessionByIDPrefix(a.ctx, ref)
+	switch {
+	case errors.Is(err, authstore.ErrNotFound):
+		return notFoundError("no session %s", ref)
+	case errors.Is(err, authstore.ErrAmbiguous):
+		return usageError("session ID prefix %q matches more than one session; give more characters", ref)
+	case err != nil:
 		return err
 	}
-	var found []authstore.Session
-	for _, s := range sessions {
-		if s.ID == ref {
-			found = []authstore.Session{s}
-			break
-		}
-		if strings.HasPrefix(s.ID, ref) {
-			found = append(found, s)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return notFoundError("no session %s", ref)
-	case 1:
-	default:
-		return usageError("session ID prefix %q matches %d sessions; give more characters", ref, len(found))
-	}
-	s := found[0]
 	if err := a.st.DeleteSession(a.ctx, s.ID); err != nil {
 		if errors.Is(err, authstore.ErrNotFound) {
 			return notFoundError("no session %s", ref)
@@ -474,7 +457,7 @@ func (a *admin) revokeSession(ref string) error {
 	if err := a.emit(actionJSON{Action: eventSessionRevoked, Email: s.Email, Session: s.ID, Changed: true, SessionsEnded: 1}, text); err != nil {
 		return err
 	}
-	return a.record(eventSessionRevoked, s.Email, sessionDetailPrefix+s.ID)
+	return a.record(eventSessionRevoked, s.Email, "session "+s.ID)
 }
 
 func (a *admin) revokeUser(user string) error {

@@ -64,6 +64,13 @@ func runAdminSteps(t *testing.T, cfg string, db database) {
 		aliceSession = mk("alice@example.com", "203.0.113.7", "Firefox\x1b[31m")
 		mk("alice@example.com", "198.51.100.2", "Safari")
 		bobSession = mk("bob@example.com", "192.0.2.44", "curl/8")
+		// Two sessions whose IDs share their first 8 characters.
+		for _, id := range []string{"c0ffee00aaaaaaaaaaaaaaaaaaaaaaaa", "c0ffee00bbbbbbbbbbbbbbbbbbbbbbbb"} {
+			h := sha256.Sum256([]byte(id))
+			if _, err := st.CreateSession(ctx, authstore.Session{ID: id, TokenHash: h[:], Email: "carol@example.com", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(24 * time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for _, ev := range []authstore.Event{
 			{Time: now.Add(-30 * time.Hour), Type: "signin.ok", Email: "alice@example.com", IP: "203.0.113.7", UserAgent: "Firefox", Outcome: "ok"},
 			{Time: now.Add(-2 * time.Hour), Type: "signin.ok", Email: "alice@example.com", IP: "198.51.100.2", UserAgent: "Safari\x1b]0;pwned\x07", Outcome: "ok"},
@@ -145,6 +152,8 @@ func runAdminSteps(t *testing.T, cfg string, db database) {
 		{name: "sessions revoke bad id", args: c("sessions", "revoke", "not-an-id"), code: 2, stderr: []string{"invalid session ID"}},
 		{name: "sessions revoke id and user", args: c("sessions", "revoke", "0123456789abcdef", "--user", "bob@example.com"), code: 2},
 		{name: "sessions revoke unknown id", args: c("sessions", "revoke", "0123456789abcdef0123456789abcdef"), code: 3, stderr: []string{"no session"}},
+		{name: "sessions revoke by ambiguous prefix", args: c("sessions", "revoke", "C0FFEE00"), code: 2, stderr: []string{"matches more than one session"}},
+		{name: "sessions revoke by a longer prefix", args: c("sessions", "revoke", "c0ffee00b"), stdout: []string{"revoked session c0ffee00bbbbbbbbbbbbbbbbbbbbbbbb of carol@example.com"}},
 		{name: "sessions revoke by id", args: nil, check: func(t *testing.T, _ result) {
 			r := gh(t, nil, c("sessions", "revoke", bobSession)...)
 			if r.code != 0 || !strings.Contains(r.stdout, "revoked session "+bobSession+" of bob@example.com") {
@@ -325,26 +334,160 @@ func TestParseSince(t *testing.T) {
 	}
 }
 
-func TestRevokeFor(t *testing.T) {
-	tests := []struct {
-		name string
-		ev   authstore.Event
-		want []string
-	}{
-		{"one session", authstore.Event{Type: eventSessionRevoked, Detail: "session abc123"}, []string{"abc123"}},
-		{"all of a user", authstore.Event{Type: eventSessionRevoked, Detail: "all sessions (3)"}, []string{authstore.RevokeAll}},
-		{"disabled", authstore.Event{Type: eventUserDisabled}, []string{authstore.RevokeAll}},
-		{"removed", authstore.Event{Type: eventUserRemoved}, []string{authstore.RevokeAll}},
-		{"added", authstore.Event{Type: eventUserAdded}, nil},
-		{"enabled", authstore.Event{Type: eventUserEnabled}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var got []string
-			revokeFor(tt.ev, func(id string) { got = append(got, id) })
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("revoked %v, want %v", got, tt.want)
+// TestAdminRevocationsReachTheFeed: every admin command that ends sessions
+// announces exactly those sessions on the store's revocation feed, which a
+// watcher in another process (here, the test) receives; the commands that
+// end none announce nothing.
+func TestAdminRevocationsReachTheFeed(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			db := b.fresh(t)
+			cfg := writeConfig(t, t.TempDir(), setup{db: db})
+			st := db.openStore(t)
+			feed := watchFeed(t, db)
+			ctx := context.Background()
+			now := time.Now().UTC()
+			// PostgreSQL notifies every schema's listeners: tests of other
+			// packages may be revoking sessions on the same server.
+			ours := map[string]bool{authstore.RevokeAll: true}
+			mk := func(email string) string {
+				t.Helper()
+				h := sha256.Sum256([]byte(randomHex(t, 16)))
+				s, err := st.CreateSession(ctx, authstore.Session{TokenHash: h[:], Email: email, CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ours[s.ID] = true
+				return s.ID
+			}
+			probe := func() string {
+				t.Helper()
+				id := mk("probe@example.com")
+				if err := st.DeleteSession(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+				return id
+			}
+			feed.waitFollowing(t, probe)
+
+			tests := []struct {
+				name string
+				args func() (args, want []string)
+			}{
+				{"one session", func() ([]string, []string) {
+					id := mk("a@example.com")
+					mk("a@example.com")
+					return []string{"sessions", "revoke", id}, []string{id}
+				}},
+				{"one session by prefix", func() ([]string, []string) {
+					id := mk("a@example.com")
+					return []string{"sessions", "revoke", id[:10]}, []string{id}
+				}},
+				{"all of a user", func() ([]string, []string) {
+					if _, err := st.EnsureUser(ctx, "b@example.com", now); err != nil {
+						t.Fatal(err)
+					}
+					return []string{"sessions", "revoke", "--user", "b@example.com"}, []string{mk("b@example.com"), mk("b@example.com")}
+				}},
+				{"disabled", func() ([]string, []string) {
+					if _, err := st.EnsureUser(ctx, "c@example.com", now); err != nil {
+						t.Fatal(err)
+					}
+					return []string{"users", "disable", "c@example.com"}, []string{mk("c@example.com"), mk("c@example.com")}
+				}},
+				{"enabled", func() ([]string, []string) {
+					return []string{"users", "enable", "c@example.com"}, nil
+				}},
+				{"added", func() ([]string, []string) {
+					return []string{"users", "add", "d@example.com"}, nil
+				}},
+				{"removed", func() ([]string, []string) {
+					return []string{"users", "remove", "d@example.com"}, []string{mk("d@example.com")}
+				}},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					args, want := tt.args()
+					if r := gh(t, nil, append(args, "--config", cfg)...); r.code != 0 {
+						t.Fatalf("gatehouse %v: status %d\n%s%s", args, r.code, r.stdout, r.stderr)
+					}
+					// A probe deleted after the command arrives after what the
+					// command announced.
+					end := probe()
+					got := slices.DeleteFunc(feed.until(t, end, 2*time.Second), func(id string) bool { return !ours[id] })
+					slices.Sort(got)
+					slices.Sort(want)
+					if !slices.Equal(got, want) {
+						t.Errorf("feed delivered %v, want %v", got, want)
+					}
+				})
 			}
 		})
+	}
+}
+
+// feed collects what WatchRevocations delivers on a Store of its own.
+type feed struct{ ids chan string }
+
+func watchFeed(t *testing.T, db database) *feed {
+	t.Helper()
+	st, err := authstore.Open(context.Background(), authstore.Options{Driver: db.driver, DSN: db.dsn})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	f := &feed{ids: make(chan string, 1024)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = st.WatchRevocations(ctx, func(id string) { f.ids <- id })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = st.Close()
+	})
+	return f
+}
+
+// waitFollowing deletes probes until one is delivered: from then on the
+// watcher sees every revocation.
+func (f *feed) waitFollowing(t *testing.T, probe func() string) {
+	t.Helper()
+	for range 50 {
+		id := probe()
+		deadline := time.After(time.Second)
+	wait:
+		for {
+			select {
+			case got := <-f.ids:
+				if got == id {
+					return
+				}
+			case <-deadline:
+				break wait
+			}
+		}
+	}
+	t.Fatal("the revocation feed never delivered a probe")
+}
+
+// until returns what the feed delivers before end, failing if end does
+// not come within limit.
+func (f *feed) until(t *testing.T, end string, limit time.Duration) []string {
+	t.Helper()
+	var got []string
+	deadline := time.After(limit)
+	for {
+		select {
+		case id := <-f.ids:
+			if id == end {
+				return got
+			}
+			got = append(got, id)
+		case <-deadline:
+			t.Fatalf("the feed did not deliver the probe within %s; got %v", limit, got)
+			return nil
+		}
 	}
 }

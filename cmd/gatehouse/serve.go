@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -112,14 +111,13 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 	var bg sync.WaitGroup
 	defer bg.Wait()
 	defer cancel()
+	// Every session deleted by any process on this database (another
+	// replica, the CLI) is evicted from this one's cache.
 	bg.Go(func() {
 		if err := st.WatchRevocations(ctx, gw.Revoked); err != nil && ctx.Err() == nil {
 			log.Error("revocation feed stopped", "err", err)
 		}
 	})
-	if cfg.Database.Driver == "sqlite" {
-		bg.Go(func() { followAdminActions(ctx, st, gw.Revoked, adminPollInterval, log) })
-	}
 	bg.Go(func() { housekeeping(ctx, st, live, metrics, log) })
 	if rl != nil {
 		apply := func(next *config.Config) error {
@@ -239,16 +237,21 @@ type liveConfig struct {
 }
 
 const (
-	// pruneInterval spaces the pruning of expired sessions, counters and
-	// audit events.
+	// pruneInterval spaces the pruning of expired sessions, counters,
+	// audit events and old revocations.
 	pruneInterval = 10 * time.Minute
 	// gaugeInterval spaces the count behind the active sessions gauge, so
 	// a scrape never queries the store.
 	gaugeInterval = 30 * time.Second
+	// revocationHistory is how long the revocation feed keeps its rows: a
+	// watcher reads them within a second; one that was stopped for longer
+	// than this is told to drop its whole cache instead.
+	revocationHistory = 24 * time.Hour
 )
 
 // housekeeping prunes what has expired (sessions, counters, audit events
-// past audit.retention) and keeps the active sessions gauge current. It
+// past audit.retention, the revocation feed's history) and keeps the
+// active sessions gauge current. It
 // reads the config in force at each round, so a reloaded retention applies.
 func housekeeping(ctx context.Context, st *authstore.Store, live *liveConfig, metrics *gateway.Metrics, log *slog.Logger) {
 	prune := time.NewTicker(pruneInterval)
@@ -275,6 +278,9 @@ func housekeeping(ctx context.Context, st *authstore.Store, live *liveConfig, me
 		if _, err := st.PruneCodes(ctx, now.Add(-time.Hour)); err != nil {
 			failed("prune codes", err)
 		}
+		if _, err := st.PruneRevocations(ctx, now.Add(-revocationHistory)); err != nil {
+			failed("prune revocations", err)
+		}
 		if n, err := st.PruneEvents(ctx, now.Add(-cfg.Audit.Retention)); err != nil {
 			failed("prune audit events", err)
 		} else if n > 0 {
@@ -300,59 +306,5 @@ func housekeeping(ctx context.Context, st *authstore.Store, live *liveConfig, me
 		case <-gauge.C:
 			countOnce()
 		}
-	}
-}
-
-// adminPollInterval is how often a server on SQLite looks for sessions
-// revoked by admin commands.
-const adminPollInterval = 2 * time.Second
-
-// followAdminActions makes revocations by admin commands take effect at
-// once on SQLite, which has no notification channel between processes:
-// it follows the audit events that admin commands record and evicts the
-// sessions they ended from the session cache (one session by ID, or the
-// whole cache when a user's sessions ended). On PostgreSQL the store's
-// notifications do this.
-func followAdminActions(ctx context.Context, st *authstore.Store, revoked func(id string), every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	var last int64
-	started := false
-	for {
-		var err error
-		if !started {
-			// Start at the end of the log: nothing is cached yet.
-			last, err = st.LatestEventID(ctx)
-			started = err == nil
-		} else {
-			var events []authstore.Event
-			events, err = st.EventsAfter(ctx, last, cliIP, 1000)
-			for _, ev := range events {
-				last = max(last, ev.ID)
-				revokeFor(ev, revoked)
-			}
-		}
-		if err != nil && ctx.Err() == nil {
-			log.Warn("follow admin actions", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// revokeFor evicts what an admin event ended.
-func revokeFor(ev authstore.Event, revoked func(id string)) {
-	switch ev.Type {
-	case eventSessionRevoked:
-		if id, ok := strings.CutPrefix(ev.Detail, sessionDetailPrefix); ok {
-			revoked(id)
-			return
-		}
-		revoked(authstore.RevokeAll)
-	case eventUserDisabled, eventUserRemoved:
-		revoked(authstore.RevokeAll)
 	}
 }
