@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -352,4 +353,65 @@ func TestHotReload(t *testing.T) {
 	if code := srv.stop(t, 20*time.Second); code != 0 {
 		t.Errorf("exit status %d", code)
 	}
+}
+
+// TestReloadRefusesIncompleteFiles: a config file that is empty or only
+// partly written (a tool writing in place, a crash halfway) is never
+// loaded as "all defaults": the running rules stay in force until a whole
+// file is there.
+func TestReloadRefusesIncompleteFiles(t *testing.T) {
+	up := newUpstream(t, nil)
+	dir := t.TempDir()
+	v1 := setup{db: database{"sqlite", dir + "/gatehouse.db"}, upstream: up.URL,
+		rules: `[{paths: ["/public/**"], policy: public}, {paths: ["/internal/**"], policy: deny}]`}
+	cfg := writeConfig(t, dir, v1)
+	srv := startServer(t, cfg)
+	status := func(path string) int {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	rejected := func(t *testing.T, why string) {
+		t.Helper()
+		srv.waitLog(t, 10*time.Second, func(l logLine) bool {
+			return l.msg() == "config reload rejected; keeping the running config" && strings.Contains(l.str("err"), why)
+		})
+		if got := status("/internal/a"); got != http.StatusForbidden {
+			t.Fatalf("the deny rule stopped applying: GET /internal/a = %d", got)
+		}
+	}
+	if got := status("/internal/a"); got != http.StatusForbidden {
+		t.Fatalf("GET /internal/a = %d, want 403", got)
+	}
+	full := v1.yaml()
+
+	t.Run("empty file", func(t *testing.T) {
+		if err := os.WriteFile(cfg, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rejected(t, "holds no settings")
+	})
+	t.Run("file cut before its access section", func(t *testing.T) {
+		cut := full[:strings.Index(full, "access:")]
+		if err := os.WriteFile(cfg, []byte(cut), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rejected(t, "lacks the access section")
+	})
+	t.Run("the whole file applies again", func(t *testing.T) {
+		v2 := v1
+		v2.rules = `[{paths: ["/public/**"], policy: public}, {paths: ["/internal/**"], policy: public}]`
+		writeFile(t, cfg, v2.yaml())
+		eventually(t, 10*time.Second, func() error {
+			if got := status("/internal/a"); got != http.StatusOK {
+				return fmt.Errorf("GET /internal/a = %d, want 200", got)
+			}
+			return nil
+		})
+	})
 }

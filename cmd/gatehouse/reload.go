@@ -14,6 +14,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
 
 	"gatehouse/config"
 )
@@ -39,6 +40,32 @@ type reloadWatcher struct {
 	reloads *prometheus.CounterVec
 
 	seen [sha256.Size]byte // hash of the file content last acted on
+	// sections are the top-level keys of the document in force; a reload
+	// must not drop the ones in guardedSections.
+	sections map[string]bool
+}
+
+// guardedSections are the top-level sections a reload may not drop: a
+// file without them would put the defaults in force — open sign-up, no
+// deny rules, codes printed to the console. An editor or a tool that has
+// written only part of the file yet produces exactly that.
+var guardedSections = []string{"access", "mail"}
+
+// settleTime is how long the file's size and modification time must stay
+// the same before it is read as a whole.
+const settleTime = 100 * time.Millisecond
+
+// topLevelKeys lists the keys of a YAML document's top-level mapping.
+func topLevelKeys(data []byte) (map[string]bool, error) {
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	keys := make(map[string]bool, len(doc))
+	for k := range doc {
+		keys[k] = true
+	}
+	return keys, nil
 }
 
 func (w *reloadWatcher) run(ctx context.Context) {
@@ -47,6 +74,7 @@ func (w *reloadWatcher) run(ctx context.Context) {
 	defer signal.Stop(hup)
 	if data, err := os.ReadFile(w.rl.path); err == nil {
 		w.seen = sha256.Sum256(data)
+		w.sections, _ = topLevelKeys(data)
 	}
 
 	events, errs, stop := w.watch()
@@ -67,7 +95,10 @@ func (w *reloadWatcher) run(ctx context.Context) {
 		case err := <-errs:
 			w.log.Warn("config file watch", "err", err)
 		case <-debounce.C:
-			w.reload("file changed", false)
+			if !w.reload("file changed", false) {
+				// Still being written: look again once it settles.
+				debounce.Reset(reloadDebounce)
+			}
 		}
 	}
 }
@@ -101,14 +132,36 @@ func (w *reloadWatcher) concerns(ev fsnotify.Event) bool {
 // reload re-reads and applies the config. A file-change reload is skipped
 // when the content is what was last acted on (a touch, a chmod, an editor's
 // backup write); SIGHUP always reloads, since the environment may differ.
-func (w *reloadWatcher) reload(reason string, force bool) {
+// It reports false when the file was still changing, so the caller tries
+// again later.
+//
+// A document that holds no settings at all, or lacks a guarded section
+// the running one has, is refused: it is what a file truncated or half
+// written looks like, and loading it would put defaults in force.
+func (w *reloadWatcher) reload(reason string, force bool) bool {
+	before, statErr := os.Stat(w.rl.path)
 	data, err := os.ReadFile(w.rl.path)
+	if err == nil && statErr == nil {
+		time.Sleep(settleTime)
+		after, err := os.Stat(w.rl.path)
+		if err == nil && (after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) || after.Size() != int64(len(data))) {
+			return false
+		}
+	}
+	var keys map[string]bool
 	if err == nil {
 		sum := sha256.Sum256(data)
 		if !force && bytes.Equal(sum[:], w.seen[:]) {
-			return
+			return true
 		}
 		w.seen = sum
+		keys, _ = topLevelKeys(data)
+		if refusal := w.incomplete(keys); refusal != "" {
+			w.reloads.WithLabelValues("rejected").Inc()
+			w.log.Error("config reload rejected; keeping the running config", "reason", reason,
+				"file", w.rl.path, "err", refusal)
+			return true
+		}
 	}
 	next, err := w.rl.load()
 	if err == nil {
@@ -118,7 +171,7 @@ func (w *reloadWatcher) reload(reason string, force bool) {
 		w.reloads.WithLabelValues("rejected").Inc()
 		w.log.Error("config reload rejected; keeping the running config", "reason", reason,
 			"file", w.rl.path, "err", oneLine(err))
-		return
+		return true
 	}
 	w.reloads.WithLabelValues("applied").Inc()
 	if keys := config.RestartRequired(w.cur, next); len(keys) > 0 {
@@ -127,6 +180,32 @@ func (w *reloadWatcher) reload(reason string, force bool) {
 		w.log.Info("config reloaded", "reason", reason)
 	}
 	w.cur = next
+	if keys != nil {
+		w.sections = keys
+	}
+	return true
+}
+
+// incomplete explains why a parsed document cannot be the whole file, or
+// returns "". keys is nil when the document does not parse (the loader
+// then names the problem).
+func (w *reloadWatcher) incomplete(keys map[string]bool) string {
+	if keys == nil {
+		return ""
+	}
+	if len(keys) == 0 {
+		return "the file holds no settings (empty, or still being written); write the new file next to it and rename it over the old one"
+	}
+	var missing []string
+	for _, k := range guardedSections {
+		if w.sections[k] && !keys[k] {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return "the file lacks the " + strings.Join(missing, ", ") + " section the running config has (a partly written file?); to go back to the defaults, keep the section as \"" + missing[0] + ": {}\" or restart"
+	}
+	return ""
 }
 
 // oneLine joins a multi-line error (config problems come one per line) for
