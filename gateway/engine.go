@@ -92,6 +92,15 @@ func (s *Server) entry(c *fiber.Ctx) error {
 		return s.fail(c, http.StatusBadRequest, "bad_request", "")
 	}
 	f.path = path
+	// One host, normalized once, for the rules, the routes and the log:
+	// "[wiki.example]:80" is not a spelling of wiki.example that slips
+	// past a rule for it, it is no host at all.
+	host, ok := safeurl.Host(string(h.Host()))
+	if !ok {
+		f.decision = "rejected"
+		return s.fail(c, http.StatusBadRequest, "bad_request", "")
+	}
+	f.host = host
 	if path == Prefix || strings.HasPrefix(path, Prefix+"/") {
 		f.own = true
 		f.decision = "gatehouse"

@@ -21,6 +21,7 @@ type facts struct {
 	peerTrusted bool   // the socket peer is in server.trusted_proxies
 	reqID       string
 	path        string // the cleaned path: the one decided on and forwarded
+	host        string // the normalized host (safeurl.Host): the one decided and routed on
 	own         bool   // under /.gatehouse
 	upgrade     bool   // the request asks to switch protocols
 	decision    string // for the access log and metrics

@@ -51,7 +51,7 @@ func badOriginal(reason string) error {
 type original struct {
 	dialect dialect
 	method  string
-	host    string // host[:port], validated, lower case
+	host    string // safeurl.Host: lower case, no port, no trailing dot
 	path    string // CleanPath result: what the access rules see
 	url     string // absolute original URL, for the redirect back after sign-in
 }
@@ -126,8 +126,9 @@ func (o *original) fill(scheme, authority, target string) error {
 		return badOriginal("scheme is not http or https")
 	}
 	authority = strings.ToLower(authority)
-	host, _, ok := safeurl.SplitAuthority(authority)
-	if !ok || !safeurl.IsHostName(host) {
+	// The same normalization proxied requests get (safeurl.Host).
+	host, ok := safeurl.Host(authority)
+	if !ok {
 		return badOriginal("host is not a host name with an optional port")
 	}
 	if target == "" || target[0] != '/' {
@@ -145,7 +146,7 @@ func (o *original) fill(scheme, authority, target string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errBadOriginal, err)
 	}
-	o.host = authority
+	o.host = host
 	o.path = p
 	o.url = scheme + "://" + authority + target
 	return nil

@@ -15,7 +15,7 @@ import (
 // error, or the way to sign in. It returns the decision for the log.
 func (s *Server) serveApp(c *fiber.Ctx, f *facts) string {
 	q := question{
-		host:    requestHost(c),
+		host:    f.host,
 		method:  c.Method(),
 		path:    f.path,
 		upgrade: f.upgrade,

@@ -162,9 +162,10 @@ func headerListHas(lines [][]byte, token string) bool {
 // paths. Failures before the answer started are rendered here.
 func (s *Server) forward(c *fiber.Ctx, f *facts, id *session.Identity) {
 	rs := f.settings
-	host := requestHost(c)
 	o := &f.out
-	*o = outbound{s: s, f: f, host: host}
+	// X-Forwarded-Host is the Host the client sent (with its port), for
+	// the app's own links; the route is chosen on the normalized host.
+	*o = outbound{s: s, f: f, host: requestHost(c)}
 	var stream context.Context
 	if id != nil {
 		o.email = id.Email
@@ -177,7 +178,7 @@ func (s *Server) forward(c *fiber.Ctx, f *facts, id *session.Identity) {
 	}
 	f.stream.Store(streamForwarding)
 	err := s.fwd.Forward(c.Context(), forwarder.Request{
-		Target:       s.routes.target(host, f.path),
+		Target:       s.routes.target(f.host, f.path),
 		Path:         f.path,
 		PreserveHost: rs.PreserveHost,
 		Via:          rs.Via,

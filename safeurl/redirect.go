@@ -1,6 +1,7 @@
 package safeurl
 
 import (
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -370,7 +371,11 @@ func encodeRedirect(s string) string {
 // literal. Unicode names must be given in their xn-- form.
 func IsHostName(s string) bool {
 	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-		return len(s) > 2 && !strings.ContainsAny(s[1:len(s)-1], "[]/%")
+		// Brackets hold an IPv6 literal and nothing else: "[wiki.example]"
+		// is not a host, and a rule for wiki.example must not be dodged
+		// by writing it so.
+		a, err := netip.ParseAddr(s[1 : len(s)-1])
+		return err == nil && a.Is6() && a.Zone() == ""
 	}
 	if s == "" || len(s) > 253 {
 		return false
