@@ -667,3 +667,27 @@ func TestForwardAuthSiblingHostsShareOneSignIn(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardAuthPathSpellingsGetTheSameChecks: "/.gatehouse/auth/" and
+// "/.gatehouse/auth//" are the same endpoint with the same checks — a
+// request described twice is refused there too, never decided on one copy.
+func TestForwardAuthPathSpellingsGetTheSameChecks(t *testing.T) {
+	h := faHarness(t)
+	for _, path := range []string{"/.gatehouse/auth", "/.gatehouse/auth/", "/.gatehouse/auth//", "//.gatehouse//auth"} {
+		t.Run(path, func(t *testing.T) {
+			raw := "GET " + path + " HTTP/1.1\r\nHost: " + h.addr() + "\r\n" +
+				"X-Forwarded-Method: GET\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: app.example.com\r\n" +
+				"X-Forwarded-Uri: /public/x\r\nX-Forwarded-Uri: /blocked/x\r\nConnection: close\r\n\r\n"
+			resps := rawExchange(t, h.addr(), raw)
+			if len(resps) != 1 || resps[0].status != http.StatusBadRequest {
+				t.Fatalf("a request described twice: %+v, want one 400", resps)
+			}
+			once := "GET " + path + " HTTP/1.1\r\nHost: " + h.addr() + "\r\n" +
+				"X-Forwarded-Method: GET\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: app.example.com\r\n" +
+				"X-Forwarded-Uri: /blocked/x\r\nConnection: close\r\n\r\n"
+			if resps := rawExchange(t, h.addr(), once); len(resps) != 1 || resps[0].status != http.StatusForbidden {
+				t.Fatalf("the deny rule: %+v, want one 403", resps)
+			}
+		})
+	}
+}
