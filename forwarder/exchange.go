@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -152,8 +153,10 @@ func (x *exchange) roundTrip(upgrade, hasBody bool) error {
 		switch {
 		case x.reqBody.tooLarge:
 			return fmt.Errorf("send body: %w", ErrTooLarge)
-		case x.reqBody.clientErr != nil:
+		case x.reqBody.clientErr != nil && clientLeft(x.reqBody.clientErr):
 			return fmt.Errorf("read client body: %w: %w", ErrClientGone, x.reqBody.clientErr)
+		case x.reqBody.clientErr != nil:
+			return fmt.Errorf("read client body: %w", ErrBadBody)
 		case x.clientGone.Load():
 			return fmt.Errorf("await upstream: %w", ErrClientGone)
 		case x.streamEnded.Load():
@@ -420,4 +423,13 @@ func closeRaw(c net.Conn) {
 		c = nc.NetConn()
 	}
 	_ = c.Close()
+}
+
+// clientLeft tells a client that went away mid-body (the connection ended
+// or failed) from one that sent a malformed body, which fasthttp reports
+// as a plain parse error.
+func clientLeft(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.As(err, &ne)
 }

@@ -44,6 +44,9 @@ var (
 	// ErrClientGone: the client disconnected before the answer started;
 	// there is nobody to answer.
 	ErrClientGone = errors.New("forwarder: client gone")
+	// ErrBadBody: the client's request body is malformed (a bad chunk);
+	// the client's fault, not the upstream's (400).
+	ErrBadBody = errors.New("forwarder: malformed request body")
 )
 
 // Options tune a Forwarder; every zero value has a documented default.

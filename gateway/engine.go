@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -109,8 +110,9 @@ func (s *Server) entry(c *fiber.Ctx) error {
 			// handler runs.
 			return s.fail(c, http.StatusForbidden, "csrf", "")
 		}
-		if err := s.ownBody(c); err != nil {
-			return err
+		if !s.ownBody(c) {
+			// Refused, and already answered.
+			return nil
 		}
 		// The routes match the cleaned path, the one that was decided.
 		c.Path(path)
@@ -153,15 +155,18 @@ func (s *Server) streamEnded(f *facts, complete bool) {
 
 // ownBody reads the body of a request to Gatehouse's own endpoints, at most
 // maxFormBody bytes: they take a few short fields. Bodies are streamed for
-// proxied requests, so the limit cannot be the server's.
-func (s *Server) ownBody(c *fiber.Ctx) error {
+// proxied requests, so the limit cannot be the server's. It reports false
+// when it refused the body and answered.
+func (s *Server) ownBody(c *fiber.Ctx) bool {
 	req := c.Request()
 	if n := req.Header.ContentLength(); n > maxFormBody {
-		return s.fail(c, http.StatusRequestEntityTooLarge, "too_large", "")
+		c.Context().SetConnectionClose()
+		_ = s.fail(c, http.StatusRequestEntityTooLarge, "too_large", "")
+		return false
 	}
 	stream := req.BodyStream()
 	if stream == nil {
-		return nil
+		return true
 	}
 	buf := make([]byte, 0, 512)
 	for {
@@ -171,14 +176,24 @@ func (s *Server) ownBody(c *fiber.Ctx) error {
 		n, err := stream.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if len(buf) > maxFormBody {
-			return s.fail(c, http.StatusRequestEntityTooLarge, "too_large", "")
+			c.Context().SetConnectionClose()
+			_ = s.fail(c, http.StatusRequestEntityTooLarge, "too_large", "")
+			return false
+		}
+		if err == io.EOF {
+			break
 		}
 		if err != nil {
-			break
+			// A malformed or cut body is refused, never handled as if it
+			// had ended where the error came.
+			s.log.Debug("read request body", "err", err, "request_id", factsOf(c).reqID)
+			c.Context().SetConnectionClose()
+			_ = s.fail(c, http.StatusBadRequest, "bad_request", "")
+			return false
 		}
 	}
 	req.SetBodyRaw(buf)
-	return nil
+	return true
 }
 
 // Serve answers requests on ln until Shutdown. The caller wraps ln in the

@@ -192,10 +192,17 @@ func (s *Server) forward(c *fiber.Ctx, f *facts, id *session.Identity) {
 	switch {
 	case errors.Is(err, forwarder.ErrTooLarge):
 		_ = s.fail(c, http.StatusRequestEntityTooLarge, "too_large", "")
+	case errors.Is(err, forwarder.ErrBadBody):
+		// The client's fault: not counted against the app.
+		c.Context().SetConnectionClose()
+		_ = s.fail(c, http.StatusBadRequest, "bad_request", "")
 	case errors.Is(err, forwarder.ErrClientGone):
-		// There is nobody to answer.
+		// There is nobody to answer; should the connection still be
+		// open, it ends with a 400 rather than an empty 200.
 		f.cut = true
 		s.metrics.upstreamError("canceled")
+		c.Context().SetConnectionClose()
+		c.Status(http.StatusBadRequest)
 	case errors.Is(err, forwarder.ErrTimeout):
 		s.metrics.upstreamError("timeout")
 		s.log.Warn("upstream timeout", "path", f.path, "request_id", f.reqID)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
@@ -344,5 +345,44 @@ func TestMultipartBodyArrivesByteForByte(t *testing.T) {
 	}
 	if !bytes.Equal(gotBody, sent) {
 		t.Fatalf("the app got %d bytes, not the %d sent, byte for byte", len(gotBody), len(sent))
+	}
+}
+
+// TestMalformedBodiesAreTheClientsFault: a request body that is not valid
+// chunked encoding gets 400 (the client's error), never a 502 that would
+// count against the app or an empty 200; an oversized chunked body to
+// Gatehouse's own endpoints gets 413.
+func TestMalformedBodiesAreTheClientsFault(t *testing.T) {
+	logs := &captureHandler{}
+	h := newHarness(t, func(o *Options) { o.Logger = slog.New(logs) })
+	for _, body := range []string{"zz\r\nabc\r\n0\r\n\r\n", "3\r\nabcXX\r\n0\r\n\r\n", "-1\r\n\r\n"} {
+		resps := rawExchange(t, h.addr(), "POST /public/x HTTP/1.1\r\nHost: "+h.addr()+"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"+body)
+		if len(resps) != 1 || resps[0].status != http.StatusBadRequest {
+			t.Errorf("body %q: %+v, want one 400", body, resps)
+		}
+	}
+	logs.mu.Lock()
+	for _, r := range logs.recs {
+		if r.Message == "upstream unreachable" {
+			t.Errorf("a client's malformed body was logged as the app's failure")
+		}
+	}
+	logs.mu.Unlock()
+	for _, line := range logs.requestLines() {
+		if line["path"] == "/public/x" && line["status"] != "400" {
+			t.Errorf("access line %v, want status 400", line)
+		}
+	}
+	big := strings.Repeat("x", 70<<10)
+	raw := fmt.Sprintf("POST /.gatehouse/api/otp/send HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nOrigin: %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", h.addr(), h.URL, len(big), big)
+	if resps := rawExchange(t, h.addr(), raw); len(resps) != 1 || resps[0].status != http.StatusRequestEntityTooLarge {
+		t.Errorf("70 KiB chunked to the API: %+v, want one 413", resps)
+	}
+	raw = fmt.Sprintf("POST /.gatehouse/api/otp/send HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nOrigin: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", h.addr(), h.URL, len(big), big)
+	if resps := rawExchange(t, h.addr(), raw); len(resps) != 1 || resps[0].status != http.StatusRequestEntityTooLarge {
+		t.Errorf("70 KiB with Content-Length to the API: %+v, want one 413", resps)
+	}
+	if n := len(h.mail.Messages()); n != 0 {
+		t.Errorf("%d mails sent for refused bodies", n)
 	}
 }
