@@ -225,6 +225,14 @@ func (c *conn) endMessage() {
 	c.state = stateHead
 }
 
+// mark delivers head with the ambiguity marker after its request line.
+func (c *conn) mark(head []byte) {
+	line := bytes.IndexByte(head, '\n') + 1
+	c.out = appendWindow(&c.outBase, c.out, head[:line])
+	c.out = appendWindow(&c.outBase, c.out, []byte(AmbiguousHeader+": 1\r\n"))
+	c.out = appendWindow(&c.outBase, c.out, head[line:])
+}
+
 func (c *conn) advanceHead() bool {
 	// Servers skip a few stray line breaks between requests.
 	skip := 0
@@ -247,6 +255,13 @@ func (c *conn) advanceHead() bool {
 	head := c.in[:end]
 	f, ok := readHead(head)
 	switch {
+	case !ok && f.ambiguous:
+		// Not followed, but ambiguous: the server must see the marker,
+		// and nothing after the head.
+		c.mark(head)
+		c.in = c.in[end:]
+		c.state = stateEnd
+		return true
 	case !ok:
 		c.giveUp()
 		return true
@@ -255,10 +270,7 @@ func (c *conn) advanceHead() bool {
 		return c.advance()
 	}
 	if f.ambiguous {
-		line := bytes.IndexByte(head, '\n') + 1
-		c.out = appendWindow(&c.outBase, c.out, head[:line])
-		c.out = appendWindow(&c.outBase, c.out, []byte(AmbiguousHeader+": 1\r\n"))
-		c.out = appendWindow(&c.outBase, c.out, head[line:])
+		c.mark(head)
 		c.in = c.in[end:]
 		c.scan = 0
 	} else {
