@@ -377,7 +377,11 @@ func readHead(head []byte) (f framing, ok bool) {
 	}
 	if len(te) > 0 && http11 {
 		if len(te) != 1 || !asciiEqualFold(te[0], "chunked") {
-			return f, false // not a coding the guard follows: the connection ends
+			// A coding other than chunked alone: servers read such a body
+			// in different ways (fasthttp as none at all), so the request
+			// is refused and the connection ends.
+			f.ambiguous = true
+			return f, false
 		}
 		f.chunked = true
 		return f, true

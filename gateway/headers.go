@@ -92,7 +92,11 @@ func stripSpoofable(h *fasthttp.RequestHeader) {
 // proxies and frameworks treat as one header, without allocating.
 func isSpoofable[T string | []byte](k T) bool {
 	if len(k) == 0 || len(k) > 64 {
-		return len(k) > 64 && spoofable[normalizeLong(string(k))]
+		if len(k) <= 64 {
+			return false
+		}
+		n := normalizeLong(string(k))
+		return spoofable[n] || inSpoofableFamily([]byte(n))
 	}
 	switch k[0] | 0x20 { // every spoofable name starts with x, r, a or f
 	case 'x', 'r', 'a', 'f':
@@ -103,7 +107,24 @@ func isSpoofable[T string | []byte](k T) bool {
 	for i := 0; i < len(k); i++ {
 		buf[i] = foldHeaderByte(k[i])
 	}
-	return spoofable[string(buf[:len(k)])]
+	return spoofable[string(buf[:len(k)])] || inSpoofableFamily(buf[:len(k)])
+}
+
+// spoofableFamilies are name prefixes whose every member carries identity
+// or forwarding facts somewhere (X-Auth-Request-Roles, Remote-Role,
+// X-WebAuth-Role, X-Remote-Groups, X-Forwarded-Client-Cert, …): a client's
+// copy is removed whatever the rest of the name, and Gatehouse sets the
+// members it owns (X-Forwarded-For, -Proto, -Host, the identity headers)
+// itself afterwards.
+var spoofableFamilies = []string{"x-auth-request-", "x-forwarded-", "remote-", "x-remote-", "x-webauth-", "x-gatehouse-"}
+
+func inSpoofableFamily(folded []byte) bool {
+	for _, p := range spoofableFamilies {
+		if len(folded) > len(p) && string(folded[:len(p)]) == p {
+			return true
+		}
+	}
+	return false
 }
 
 func normalizeLong(k string) string {

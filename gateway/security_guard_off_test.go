@@ -57,3 +57,23 @@ func TestFramingGuardCannotBeSwitchedOff(t *testing.T) {
 		}
 	})
 }
+
+// TestUnknownTransferCodingsAreRefused: a transfer coding other than
+// chunked alone is refused with 400 and nothing on the connection after
+// it is read as a request (fasthttp would read "identity" as no body and
+// the body as the next request).
+func TestUnknownTransferCodingsAreRefused(t *testing.T) {
+	h := newHarness(t)
+	for _, te := range []string{"identity", "gzip", "gzip, chunked", "chunked, gzip", "chunked, chunked"} {
+		t.Run(te, func(t *testing.T) {
+			before := h.up.Count()
+			resps := rawExchange(t, h.addr(), "POST /public/x HTTP/1.1\r\nHost: "+h.addr()+"\r\nTransfer-Encoding: "+te+"\r\n\r\n0\r\n\r\n"+smuggled)
+			if len(resps) != 1 || resps[0].status != http.StatusBadRequest || !resps[0].close {
+				t.Fatalf("responses %+v, want one 400 that closes", resps)
+			}
+			if h.up.Count() != before {
+				t.Fatal("the upstream was reached")
+			}
+		})
+	}
+}

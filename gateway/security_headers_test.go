@@ -26,6 +26,9 @@ var identityNames = []string{
 	"X-Auth-Request-Access-Token", "X-Forwarded-Email", "X-Forwarded-User", "X-Forwarded-Groups",
 	"X-Forwarded-Preferred-Username", "X-Forwarded-Access-Token", "Remote-Email", "Remote-User", "Remote-Groups",
 	"Remote-Name", "X-Remote-User", "X-Remote-Email", "X-WebAuth-User", "X-Gatehouse-Session",
+	// Whole families, whatever the rest of the name.
+	"X-WebAuth-Role", "X-Remote-Groups", "Remote-Role", "X-Auth-Request-Roles", "X-Forwarded-Client-Cert",
+	"X-Forwarded-Anything-New", "X-Gatehouse-Anything",
 }
 
 func normalizedName(k string) string {
