@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -105,5 +106,25 @@ func TestCheckConfigAgreesWithServe(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStartupErrorsNameTheDatabaseFile: a SQLite file that cannot be
+// opened (here: the path is a directory) stops serve with the file's path
+// in the error, so the operator knows what to fix.
+func TestStartupErrorsNameTheDatabaseFile(t *testing.T) {
+	dir := t.TempDir()
+	dbdir := filepath.Join(dir, "not-a-file.db")
+	if err := os.Mkdir(dbdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	writeFile(t, cfg, setup{db: database{"sqlite", dbdir}}.yaml())
+	started, out := serveVerdict(t, cfg)
+	if started {
+		t.Fatal("serve started on a database path that is a directory")
+	}
+	if !strings.Contains(out, dbdir) {
+		t.Fatalf("the error does not name %s:\n%s", dbdir, out)
 	}
 }

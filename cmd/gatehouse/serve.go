@@ -83,7 +83,7 @@ func (e *env) runGateway(ctx context.Context, cfg *config.Config, rl *reloader, 
 		}
 	}()
 	if err := st.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate database: %w", err)
+		return fmt.Errorf("migrate %s: %w", wiring.DatabaseName(cfg), err)
 	}
 	secret := []byte(cfg.Secret)
 	if len(secret) == 0 {

@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
 
 	"gatehouse/authstore"
 	"gatehouse/config"
@@ -30,9 +33,32 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*auth
 		Logger:          log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", cfg.Database.Driver, err)
+		return nil, fmt.Errorf("open %s: %w", DatabaseName(cfg), err)
 	}
 	return st, nil
+}
+
+// DatabaseName names the configured database for messages: the SQLite
+// file, or the PostgreSQL URL without its password (user info keeps the
+// user name only; the query, which may hold a password too, is dropped).
+func DatabaseName(cfg *config.Config) string {
+	dsn := cfg.Database.DSN
+	if cfg.Database.Driver != "postgres" {
+		path, _, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		return "SQLite database " + path
+	}
+	u, err := url.Parse(dsn)
+	if err != nil || u.Host == "" {
+		return "PostgreSQL database"
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return "PostgreSQL database " + u.String()
 }
 
 // Settings maps the hot-reloadable part of the config to the gateway. The
