@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"gatehouse/framing"
 	"gatehouse/internal/apptest"
 	"gatehouse/internal/smtptest"
+	"gatehouse/internal/storetest"
 	"gatehouse/mailer"
 	"gatehouse/pages"
 	"gatehouse/session"
@@ -123,19 +123,7 @@ func serve(t testing.TB, srv *Server) string {
 	return "http://" + ln.Addr().String()
 }
 
-func openTestStore(t *testing.T, path string) *authstore.Store {
-	t.Helper()
-	ctx := context.Background()
-	st, err := authstore.Open(ctx, authstore.Options{Driver: "sqlite", DSN: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	return st
-}
+func openTestStore(t *testing.T, path string) *authstore.Store { return storetest.SQLiteAt(t, path) }
 
 // browser is an HTTP client with a cookie jar that does not follow
 // redirects, so tests see every hop.

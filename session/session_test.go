@@ -4,28 +4,16 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"gatehouse/authstore"
+	"gatehouse/internal/storetest"
 )
 
-func openStore(t *testing.T) *authstore.Store {
-	t.Helper()
-	ctx := context.Background()
-	st, err := authstore.Open(ctx, authstore.Options{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "gatehouse.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	return st
-}
+func openStore(t *testing.T) *authstore.Store { return storetest.SQLite(t) }
 
 // clock is a settable time source.
 type clock struct {

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"gatehouse/access"
-	"gatehouse/authstore"
+	"gatehouse/internal/storetest"
 	"gatehouse/mailer"
 	"gatehouse/pages"
 	"gatehouse/session"
@@ -65,15 +64,7 @@ func (f *flow) recorded() string {
 
 func newFlow(t *testing.T, signup access.Signup) *flow {
 	t.Helper()
-	ctx := context.Background()
-	store, err := authstore.Open(ctx, authstore.Options{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "gatehouse.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := storetest.SQLite(t)
 	sessions, err := session.New(session.Options{
 		Store:    store,
 		Settings: session.Settings{CookieName: "s", Lifetime: time.Hour, IdleTimeout: time.Hour},
