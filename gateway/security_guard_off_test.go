@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"io"
 	"net/http"
 	"testing"
 )
@@ -75,5 +76,35 @@ func TestUnknownTransferCodingsAreRefused(t *testing.T) {
 				t.Fatal("the upstream was reached")
 			}
 		})
+	}
+}
+
+// TestEarlyHintsDoNotSwitchTheGuardOff: an app that answers an
+// upgrade-flagged request with 103 Early Hints and then a plain response
+// has not switched protocols: the connection ends after the answer, and a
+// smuggling attempt behind it is never read.
+func TestEarlyHintsDoNotSwitchTheGuardOff(t *testing.T) {
+	h := newHarness(t)
+	h.up.Handle = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		_, _ = io.WriteString(w, "final")
+	}
+	ambiguous := "POST /public/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled
+	resps := rawExchange(t, h.addr(), "GET /public/up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"+ambiguous)
+	var final []rawResponse
+	for _, r := range resps {
+		if r.status >= 200 {
+			final = append(final, r)
+		}
+	}
+	if len(final) != 1 || final[0].body != "final" || !final[0].close {
+		t.Fatalf("responses %+v, want the app's one answer, closing the connection", resps)
+	}
+	for _, r := range h.up.Requests() {
+		if r.URL.Path != "/public/up" {
+			t.Fatalf("the upstream got %s", r.URL.Path)
+		}
 	}
 }
