@@ -132,16 +132,33 @@ func (o *outbound) Done(complete bool) {
 }
 
 // markPrivate adds Cache-Control: private (unless the app already said
-// private or no-store) and Vary: Cookie to a response for a signed-in user.
+// private or no-store), drops public and s-maxage, and adds Vary: Cookie
+// to a response for a signed-in user.
 func markPrivate(h *fasthttp.ResponseHeader) {
-	cc := strings.ToLower(string(h.Peek("Cache-Control")))
-	if !strings.Contains(cc, "private") && !strings.Contains(cc, "no-store") {
-		if cc == "" {
-			h.Set("Cache-Control", "private")
-		} else {
-			h.Set("Cache-Control", "private, "+string(h.Peek("Cache-Control")))
+	var directives []string
+	private := false
+	for _, line := range h.PeekAll("Cache-Control") {
+		for d := range strings.SplitSeq(string(line), ",") {
+			d = strings.TrimSpace(d)
+			if d == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(strings.ToLower(d), "=")
+			switch name {
+			case "private", "no-store":
+				private = true
+			case "public", "s-maxage":
+				// Permissions for shared caches, which a page for one
+				// signed-in user must not have.
+				continue
+			}
+			directives = append(directives, d)
 		}
 	}
+	if !private {
+		directives = append([]string{"private"}, directives...)
+	}
+	h.Set("Cache-Control", strings.Join(directives, ", "))
 	if !headerListHas(h.PeekAll("Vary"), "cookie") {
 		h.Add("Vary", "Cookie")
 	}
