@@ -20,7 +20,7 @@ import (
 // the zero Addr only when remoteAddr is not an IP address (a Unix socket).
 func Resolve(remoteAddr string, xff []string, trusted []netip.Prefix) netip.Addr {
 	client, ok := parseHop(remoteAddr)
-	if !ok || !isTrusted(client, trusted) {
+	if !ok || !Trusted(client, trusted) {
 		return client
 	}
 	for i := len(xff) - 1; i >= 0; i-- {
@@ -37,7 +37,7 @@ func Resolve(remoteAddr string, xff []string, trusted []netip.Prefix) netip.Addr
 				return client
 			}
 			client = hop
-			if !isTrusted(hop, trusted) {
+			if !Trusted(hop, trusted) {
 				return client
 			}
 		}
@@ -55,7 +55,7 @@ func Proto(remoteAddr string, xfp string, tls bool, trusted []netip.Prefix) stri
 		proto = "https"
 	}
 	peer, ok := parseHop(remoteAddr)
-	if !ok || !isTrusted(peer, trusted) {
+	if !ok || !Trusted(peer, trusted) {
 		return proto
 	}
 	v := xfp
@@ -112,7 +112,8 @@ func normalizeHop(a netip.Addr) netip.Addr {
 	return a.Unmap().WithZone("")
 }
 
-func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+// Trusted reports whether a (normalized: unmapped, no zone) is in trusted.
+func Trusted(a netip.Addr, trusted []netip.Prefix) bool {
 	for _, p := range trusted {
 		if p.Contains(a) {
 			return true

@@ -71,7 +71,9 @@ func hasTokenBytes(list, token []byte) bool {
 	return found
 }
 
-func headerHasToken(lines [][]byte, token string) bool {
+// HeaderHasToken reports whether any of a comma-separated header's lines
+// holds token, case-insensitively, without allocating.
+func HeaderHasToken(lines [][]byte, token string) bool {
 	for _, l := range lines {
 		if hasToken(l, token) {
 			return true
@@ -88,7 +90,7 @@ func UpgradeWanted(h *fasthttp.RequestHeader) bool {
 	if len(up) == 0 || hasToken(up, "h2c") {
 		return false
 	}
-	return headerHasToken(h.PeekAll(fasthttp.HeaderConnection), "upgrade")
+	return HeaderHasToken(h.PeekAll(fasthttp.HeaderConnection), "upgrade")
 }
 
 // forbiddenTrailer reports a trailer that must not cross the proxy in

@@ -155,15 +155,6 @@ func appendWindow(base *[]byte, win []byte, b []byte) []byte {
 	return win
 }
 
-// CloseWrite lets the server half-close after an error response, so the
-// client reads the response instead of a reset.
-func (c *conn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return c.Conn.Close()
-}
-
 // release moves n checked bytes of input to the output.
 func (c *conn) release(n int) {
 	c.out = appendWindow(&c.outBase, c.out, c.in[:n])

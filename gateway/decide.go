@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -143,25 +142,6 @@ func isMethodOverride(k []byte) bool {
 		buf[i] = foldHeaderByte(k[i])
 	}
 	return methodOverrides[string(buf[:len(k)])]
-}
-
-// headerHasToken reports whether a comma-separated header, in any of its
-// lines, holds token, case-insensitively, without allocating.
-func headerHasToken(h *fasthttp.RequestHeader, key, token string) bool {
-	for _, line := range h.PeekAll(key) {
-		for len(line) > 0 {
-			var t []byte
-			if i := bytes.IndexByte(line, ','); i >= 0 {
-				t, line = line[:i], line[i+1:]
-			} else {
-				t, line = line, nil
-			}
-			if bytes.EqualFold(bytes.TrimSpace(t), []byte(token)) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // sameSiteOrigin reports whether an Origin header names the public URL or an

@@ -96,7 +96,8 @@ func (s *Server) entry(c *fiber.Ctx) error {
 	// One host, normalized once, for the rules, the routes and the log:
 	// "[wiki.example]:80" is not a spelling of wiki.example that slips
 	// past a rule for it, it is no host at all.
-	host, ok := safeurl.Host(string(h.Host()))
+	f.hostHeader = string(h.Host())
+	host, ok := safeurl.Host(f.hostHeader)
 	if !ok {
 		f.decision = "rejected"
 		return s.fail(c, http.StatusBadRequest, "bad_request", "")
@@ -424,11 +425,6 @@ func (s *Server) fiberError(c *fiber.Ctx, err error) error {
 	}
 	s.log.Error("gatehouse endpoint failed", "path", c.Path(), "err", err, "request_id", factsOf(c).reqID)
 	return s.fail(c, http.StatusServiceUnavailable, "unavailable", "")
-}
-
-// requestHost is the Host the client asked for.
-func requestHost(c *fiber.Ctx) string {
-	return string(c.Request().Header.Host())
 }
 
 func isSafeMethod(m string) bool {

@@ -22,6 +22,7 @@ type facts struct {
 	reqID       string
 	path        string // the cleaned path: the one decided on and forwarded
 	host        string // the normalized host (safeurl.Host): the one decided and routed on
+	hostHeader  string // the Host header as sent, for X-Forwarded-Host and the origin check
 	own         bool   // under /.gatehouse
 	upgrade     bool   // the request asks to switch protocols
 	decision    string // for the access log and metrics
@@ -55,7 +56,7 @@ func (s *Server) newFacts(c *fiber.Ctx) *facts {
 		upgrade:  forwarder.UpgradeWanted(h),
 	}
 	tls := c.Context().IsTLS()
-	if peer, ok := tcpPeer(c.Context().RemoteAddr()); ok && !s.trustsPeer(peer) {
+	if peer, ok := tcpPeer(c.Context().RemoteAddr()); ok && !clientip.Trusted(peer, s.trusted) {
 		// The common case, read straight from the socket address: a peer
 		// that is not a trusted proxy is the client, and its headers
 		// about the client are not believed.
@@ -89,15 +90,6 @@ func tcpPeer(a net.Addr) (netip.Addr, bool) {
 	}
 	ip := ta.AddrPort().Addr().Unmap().WithZone("")
 	return ip, ip.IsValid()
-}
-
-func (s *Server) trustsPeer(a netip.Addr) bool {
-	for _, p := range s.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // factsOf returns the request's facts. A request fasthttp refused before

@@ -23,7 +23,7 @@ const storeTimeout = 10 * time.Second
 // (Sec-Fetch-Site, then Origin against Host, and the public URL's origin as
 // trusted) to a state-changing request.
 func (s *Server) sameOriginRequest(c *fiber.Ctx) bool {
-	r := &http.Request{Method: c.Method(), Host: requestHost(c), Header: http.Header{}}
+	r := &http.Request{Method: c.Method(), Host: factsOf(c).hostHeader, Header: http.Header{}}
 	for _, k := range []string{"Sec-Fetch-Site", "Origin"} {
 		if v := c.Request().Header.Peek(k); len(v) > 0 {
 			r.Header.Set(k, string(v))

@@ -91,7 +91,6 @@ func stripPort(host string) string {
 type outbound struct {
 	s       *Server
 	f       *facts
-	host    string
 	email   string // "" on public paths
 	sent    time.Time
 	release func() // ends the stream's registration, if it has one
@@ -102,7 +101,7 @@ func (o *outbound) RequestHeader(h *fasthttp.RequestHeader) {
 	dropSessionCookie(h, o.s.cookie)
 	h.Set("X-Forwarded-For", o.f.ip)
 	h.Set("X-Forwarded-Proto", o.f.proto)
-	h.Set("X-Forwarded-Host", o.host)
+	h.Set("X-Forwarded-Host", o.f.hostHeader)
 	h.Set("X-Real-Ip", o.f.ip)
 	h.Set(hdrRequestID, o.f.reqID)
 	if o.email != "" {
@@ -159,20 +158,9 @@ func markPrivate(h *fasthttp.ResponseHeader) {
 		directives = append([]string{"private"}, directives...)
 	}
 	h.Set("Cache-Control", strings.Join(directives, ", "))
-	if !headerListHas(h.PeekAll("Vary"), "cookie") {
+	if vary := h.PeekAll("Vary"); !forwarder.HeaderHasToken(vary, "cookie") && !forwarder.HeaderHasToken(vary, "*") {
 		h.Add("Vary", "Cookie")
 	}
-}
-
-func headerListHas(lines [][]byte, token string) bool {
-	for _, l := range lines {
-		for t := range strings.SplitSeq(string(l), ",") {
-			if t = strings.TrimSpace(t); t == "*" || strings.EqualFold(t, token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // forward sends an allowed request to its upstream; id is nil on public
@@ -180,9 +168,7 @@ func headerListHas(lines [][]byte, token string) bool {
 func (s *Server) forward(c *fiber.Ctx, f *facts, id *session.Identity) {
 	rs := f.settings
 	o := &f.out
-	// X-Forwarded-Host is the Host the client sent (with its port), for
-	// the app's own links; the route is chosen on the normalized host.
-	*o = outbound{s: s, f: f, host: requestHost(c)}
+	*o = outbound{s: s, f: f}
 	var stream context.Context
 	if id != nil {
 		o.email = id.Email
