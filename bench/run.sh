@@ -237,6 +237,21 @@ EOF
 	wait_http "$nginx_up/" "$work/nginx/up/error.log"
 }
 
+# app_proxy prints the lines that pass a request on to the app over the
+# keepalive upstream, the same in every front server block.
+app_proxy() {
+	cat <<'EOF'
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+EOF
+}
+
 # fa_server PORT LOCATION_DIR prints a forward-auth server block: the auth
 # location from LOCATION_DIR/gatehouse-location.conf, the app behind
 # snippets/gatehouse-authrequest.conf.
@@ -247,14 +262,7 @@ fa_server() {
         include $2/gatehouse-location.conf;
         location / {
             include snippets/gatehouse-authrequest.conf;
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$remote_addr;
-            proxy_set_header X-Real-IP \$remote_addr;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$http_host;
+$(app_proxy)
         }
     }
 EOF
@@ -296,14 +304,7 @@ EOF
     server {
         listen 127.0.0.1:$px_port;
         location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$remote_addr;
-            proxy_set_header X-Real-IP \$remote_addr;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$http_host;
+$(app_proxy)
         }
     }
 EOF
