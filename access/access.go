@@ -311,7 +311,7 @@ func compileAllowList(errs *fieldErrors, emailsKey, domainsKey string, emails, d
 	for i, d := range domains {
 		c, err := canonicalDomainPattern(d)
 		if err != nil {
-			errs.add(indexKey(domainsKey, i), fmt.Errorf(`%q must be a domain name such as example.com or *.example.com, without "@" (%w)`, d, err))
+			errs.add(indexKey(domainsKey, i), fmt.Errorf(`%q must be a domain name such as example.com or *.example.com, without "@"`, d))
 			continue
 		}
 		l.domains = append(l.domains, c)
