@@ -55,7 +55,7 @@ func TestDefaults(t *testing.T) {
 		{"server.shutdown_timeout", c.Server.ShutdownTimeout, 30 * time.Second},
 		{"upstream.url", c.Upstream.URL.String(), "http://127.0.0.1:3000"},
 		{"upstream.timeout", c.Upstream.Timeout, 30 * time.Second},
-		{"upstream.max_request_body", c.Upstream.MaxRequestBody, int64(0)},
+		{"upstream.max_request_body", c.Upstream.MaxRequestBody, Size(0)},
 		{"upstream.preserve_host", c.Upstream.PreserveHost, false},
 		{"upstream.via", c.Upstream.Via, false},
 		{"upstream.health_path", c.Upstream.HealthPath, ""},
@@ -70,7 +70,7 @@ func TestDefaults(t *testing.T) {
 		{"session.cookie_domain", c.Session.CookieDomain, ""},
 		{"session.lifetime", c.Session.Lifetime, 168 * time.Hour},
 		{"session.idle_timeout", c.Session.IdleTimeout, 24 * time.Hour},
-		{"session.secure", c.Session.Secure, "auto"},
+		{"session.secure", c.Session.Secure, SecureSetting("auto")},
 		{"otp.length", c.OTP.Length, 6},
 		{"otp.ttl", c.OTP.TTL, 5 * time.Minute},
 		{"otp.max_attempts", c.OTP.MaxAttempts, 5},
@@ -191,8 +191,8 @@ func TestInvalid(t *testing.T) {
 		key     string
 		want    string
 	}{
-		{"bad duration", "otp:\n  ttl: banana\n", nil, "otp.ttl", `time: invalid duration "banana"`},
-		{"duration as integer", "otp:\n  ttl: 300\n", nil, "otp.ttl", "must be a duration string"},
+		{"bad duration", "otp:\n  ttl: banana\n", nil, "otp.ttl", `must be a duration such as "90s"`},
+		{"duration as integer", "otp:\n  ttl: 300\n", nil, "otp.ttl", "must be a duration such as"},
 		{"bad url", "upstream:\n  url: \"not a url\"\n", nil, "upstream.url", "must be an absolute http or https URL"},
 		{"url with other scheme", "upstream:\n  url: \"ftp://example.com\"\n", nil, "upstream.url", "must be an absolute http or https URL"},
 		{"url without host", "upstream:\n  url: \"http:///x\"\n", nil, "upstream.url", "must be an absolute http or https URL"},
@@ -203,6 +203,9 @@ func TestInvalid(t *testing.T) {
 		{"unknown nested key", "otp:\n  tll: 5m\n", nil, "otp.tll", "unknown key"},
 		{"unknown deeply nested key", "otp:\n  rate_limit:\n    per_adress: 3\n", nil, "otp.rate_limit.per_adress", "unknown key"},
 		{"section not a mapping", "otp: 5\n", nil, "otp", "must be a mapping"},
+		{"route upstream not a string", "routes:\n  - host: x.example.com\n    upstream: [1]\n", nil, "routes[0].upstream", "must be a string"},
+		{"trusted proxy not a string", "server:\n  trusted_proxies: [1]\n", nil, "server.trusted_proxies[0]", "must be a string"},
+		{"log level not a string", "log:\n  level: 3\n", nil, "log.level", "must be one of debug"},
 		{"unknown key inside a rule", "access:\n  rules:\n    - paths: [\"/a\"]\n      policy: public\n      pathz: [\"/b\"]\n", nil, "access.rules[0].pathz", "unknown key"},
 		{"unknown key inside a route", "routes:\n  - path_prefix: /api\n    upstream: http://127.0.0.1:4000\n    timeout: 5s\n", nil, "routes[0].timeout", "unknown key"},
 		{"rule not a mapping", "access:\n  rules:\n    - /public/**\n", nil, "access.rules[0]", "must be a mapping"},
@@ -419,6 +422,19 @@ func TestOneProblemPerKey(t *testing.T) {
 	}
 	if n := len(errorLines(err)); n != 2 {
 		t.Errorf("got %d lines, want 2:\n%v", n, err)
+	}
+}
+
+func TestSectionProblemIsReportedOnce(t *testing.T) {
+	// A section that is not a mapping is one problem, not one per key in it.
+	for _, doc := range []string{"server: 5\n", "server: [a]\n", "otp:\n  rate_limit: fast\n"} {
+		_, err := parseString(t, doc)
+		if err == nil {
+			t.Fatalf("%q: Parse succeeded, want an error", doc)
+		}
+		if lines := errorLines(err); len(lines) != 1 || !strings.Contains(lines[0], "must be a mapping") {
+			t.Errorf("%q: want one line saying the section must be a mapping, got:\n%v", doc, err)
+		}
 	}
 }
 
@@ -796,5 +812,29 @@ func TestKeys(t *testing.T) {
 	}
 	if len(keys) != len(schema()) {
 		t.Errorf("got %d keys, want %d", len(keys), len(schema()))
+	}
+}
+
+func TestSchemaComesFromTags(t *testing.T) {
+	seen := map[string]bool{}
+	for _, f := range schema() {
+		if seen[f.key] {
+			t.Errorf("key %s is declared twice", f.key)
+		}
+		seen[f.key] = true
+		if (f.kind == kindInt || f.kind == kindBool || f.kind == kindDuration || f.kind == kindSize) && f.def == "" {
+			t.Errorf("%s has no default tag; numbers, booleans, durations and sizes need one", f.key)
+		}
+		if _, err := envValue(f.kind, f.def); err != nil {
+			t.Errorf("%s: default %q does not parse: %v", f.key, f.def, err)
+		}
+	}
+	// Every key is settable from the environment and reads back typed.
+	c, err := Default([]string{"GATEHOUSE_OTP_RATE_LIMIT_PER_IP=7", "GATEHOUSE_SESSION_SECURE=true", "GATEHOUSE_LOG_LEVEL=debug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OTP.RateLimit.PerIP != 7 || c.Session.Secure != "true" || c.Log.Level != slog.LevelDebug {
+		t.Errorf("environment overrides not decoded: %+v %+v %+v", c.OTP.RateLimit, c.Session, c.Log)
 	}
 }

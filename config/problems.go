@@ -5,13 +5,6 @@ import (
 	"fmt"
 )
 
-var (
-	errMustBeString  = errors.New("must be a string")
-	errMustBeInteger = errors.New("must be an integer")
-	errMustBeBoolean = errors.New("must be a boolean (true or false)")
-	errMustBeList    = errors.New("must be a list")
-)
-
 // keyError is one problem, tied to the dotted key (or environment variable)
 // it concerns. Messages never repeat the value of a key, so a secret given
 // in the wrong place does not end up in a log.
@@ -36,7 +29,7 @@ func newProblems() *problems {
 }
 
 func (p *problems) add(key string, err error) {
-	if p.failed[key] {
+	if p.failed[key] || p.ancestorFailed(key) {
 		return
 	}
 	p.failed[key] = true
@@ -45,6 +38,17 @@ func (p *problems) add(key string, err error) {
 
 func (p *problems) addf(key, format string, args ...any) {
 	p.add(key, fmt.Errorf(format, args...))
+}
+
+// ancestorFailed reports whether a section or list holding key already has
+// a problem: when "server" is not a mapping, its keys are not reported again.
+func (p *problems) ancestorFailed(key string) bool {
+	for i := len(key) - 1; i > 0; i-- {
+		if (key[i] == '.' || key[i] == '[') && p.failed[key[:i]] {
+			return true
+		}
+	}
+	return false
 }
 
 // ok reports whether none of keys has a problem yet; cross-key checks use it

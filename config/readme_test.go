@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -66,15 +65,8 @@ func readmeDefault(f field) string {
 	case kindStrings:
 		return "`[]`"
 	}
-	switch v := f.def.(type) {
-	case nil:
+	if f.def == "" {
 		return "`\"\"`"
-	case string:
-		if v == "" {
-			return "`\"\"`"
-		}
-		return "`" + v + "`"
-	default:
-		return "`" + fmt.Sprint(v) + "`"
 	}
+	return "`" + f.def + "`"
 }

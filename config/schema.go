@@ -3,9 +3,14 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/viper"
 )
@@ -24,89 +29,89 @@ const (
 	kindObjects              // a list of mappings; a JSON array in the environment
 )
 
-// field is one configuration key with its kind and default.
+// field is one configuration key, read off the Config struct's tags.
 type field struct {
-	key  string
-	kind kind
-	def  any
+	key     string
+	kind    kind
+	def     string // the default, written as in the environment
+	restart bool   // a running server cannot apply a change
+	index   []int  // the field's place in Config, for reflect
 }
 
 // envPrefix starts every environment variable that sets a key.
 const envPrefix = "GATEHOUSE_"
 
-// schema lists every key Gatehouse knows, with its default. It is the single
-// source for defaults, environment variable names, unknown-key detection and
-// Keys.
+var (
+	typeDuration = reflect.TypeFor[time.Duration]()
+	typeSize     = reflect.TypeFor[Size]()
+	typeSecure   = reflect.TypeFor[SecureSetting]()
+	typeURL      = reflect.TypeFor[*url.URL]()
+	typePrefix   = reflect.TypeFor[netip.Prefix]()
+	typeLevel    = reflect.TypeFor[slog.Level]()
+)
+
+// schema lists every key Gatehouse knows, in the order of the Config
+// struct, with its kind and default. It is derived from the struct's tags
+// and is the single source for defaults, environment variable names and
+// Keys; the decoder reads the same tags for names and unknown keys.
 func schema() []field {
-	none := []any{}
-	return []field{
-		{"server.listen", kindString, "127.0.0.1:8080"},
-		{"server.public_url", kindString, "http://localhost:8080"},
-		{"server.trusted_proxies", kindStrings, none},
-		{"server.shutdown_timeout", kindDuration, "30s"},
-		{"server.max_header_bytes", kindSize, "64KiB"},
+	var out []field
+	walkFields(reflect.TypeFor[Config](), "", nil, &out)
+	return out
+}
 
-		{"upstream.url", kindString, "http://127.0.0.1:3000"},
-		{"upstream.timeout", kindDuration, "30s"},
-		{"upstream.max_request_body", kindSize, 0},
-		{"upstream.preserve_host", kindBool, false},
-		{"upstream.via", kindBool, false},
-		{"upstream.health_path", kindString, ""},
+// walkFields appends the keys of struct type t, whose key prefix is prefix.
+// A struct field is a section; every other field is a key.
+func walkFields(t reflect.Type, prefix string, index []int, out *[]field) {
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name := sf.Tag.Get("mapstructure")
+		if name == "" {
+			panic("config: field " + t.Name() + "." + sf.Name + " has no mapstructure tag")
+		}
+		key := name
+		if prefix != "" {
+			key = prefix + "." + name
+		}
+		idx := append(slices.Clone(index), i)
+		if sf.Type.Kind() == reflect.Struct && sf.Type != typePrefix {
+			walkFields(sf.Type, key, idx, out)
+			continue
+		}
+		*out = append(*out, field{
+			key:     key,
+			kind:    kindOf(sf.Type),
+			def:     sf.Tag.Get("default"),
+			restart: sf.Tag.Get("restart") == "true",
+			index:   idx,
+		})
+	}
+}
 
-		{"routes", kindObjects, none},
-
-		{"database.driver", kindString, "sqlite"},
-		{"database.dsn", kindString, "data/gatehouse.db"},
-		{"database.max_open_conns", kindInt, 0},
-		{"database.max_idle_conns", kindInt, 0},
-		{"database.conn_max_lifetime", kindDuration, "0s"},
-
-		{"secret", kindString, ""},
-
-		{"session.cookie_name", kindString, "gatehouse_session"},
-		{"session.cookie_domain", kindString, ""},
-		{"session.lifetime", kindDuration, "168h"},
-		{"session.idle_timeout", kindDuration, "24h"},
-		{"session.secure", kindSecure, "auto"},
-
-		{"otp.length", kindInt, 6},
-		{"otp.ttl", kindDuration, "5m"},
-		{"otp.max_attempts", kindInt, 5},
-		{"otp.resend_cooldown", kindDuration, "30s"},
-		{"otp.max_failures_per_hour", kindInt, 100},
-		{"otp.rate_limit.window", kindDuration, "15m"},
-		{"otp.rate_limit.per_address", kindInt, 5},
-		{"otp.rate_limit.per_ip", kindInt, 30},
-
-		{"mail.driver", kindString, "log"},
-		{"mail.from", kindString, "Gatehouse <no-reply@localhost>"},
-		{"mail.smtp.host", kindString, ""},
-		{"mail.smtp.port", kindInt, 587},
-		{"mail.smtp.username", kindString, ""},
-		{"mail.smtp.password", kindString, ""},
-		{"mail.smtp.tls", kindString, "starttls"},
-		{"mail.smtp.insecure_skip_verify", kindBool, false},
-
-		{"redirect.allowed_hosts", kindStrings, none},
-
-		{"access.signup", kindString, "open"},
-		{"access.allowed_emails", kindStrings, none},
-		{"access.allowed_domains", kindStrings, none},
-		{"access.default", kindString, "authenticated"},
-		{"access.rules", kindObjects, none},
-
-		{"log.level", kindString, "info"},
-		{"log.format", kindString, "text"},
-
-		{"metrics.listen", kindString, ""},
-
-		{"audit.retention", kindDuration, "2160h"},
-
-		{"ui.app_name", kindString, "Gatehouse"},
-		{"ui.logo", kindString, ""},
-		{"ui.accent_color", kindString, "#2563eb"},
-		{"ui.templates_dir", kindString, ""},
-		{"ui.default_language", kindString, "en"},
+// kindOf is how a value of type t is written in the environment.
+func kindOf(t reflect.Type) kind {
+	switch {
+	case t == typeDuration:
+		return kindDuration
+	case t == typeSize:
+		return kindSize
+	case t == typeSecure:
+		return kindSecure
+	case t == typeURL, t == typeLevel:
+		return kindString
+	}
+	switch t.Kind() {
+	case reflect.Int:
+		return kindInt
+	case reflect.Bool:
+		return kindBool
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Struct && t.Elem() != typePrefix {
+			return kindObjects
+		}
+		return kindStrings
+	default:
+		return kindString
 	}
 }
 
@@ -120,50 +125,6 @@ func envName(key string) string {
 // the test suites.
 func ignoredEnv(name string) bool {
 	return name == envPrefix+"CONFIG" || strings.HasPrefix(name, envPrefix+"TEST_")
-}
-
-// checkUnknownKeys reports every key in the document that the schema does
-// not know, and every section given as something other than a mapping.
-// Element keys of list values (access.rules[i], routes[i]) are checked when
-// those lists are decoded, since they may also come from the environment.
-func checkUnknownKeys(p *problems, doc map[string]any, fields []field) {
-	leaves := make(map[string]bool, len(fields))
-	sections := make(map[string]bool)
-	for _, f := range fields {
-		leaves[f.key] = true
-		parts := strings.Split(f.key, ".")
-		for i := 1; i < len(parts); i++ {
-			sections[strings.Join(parts[:i], ".")] = true
-		}
-	}
-	walkUnknown(p, doc, "", leaves, sections)
-}
-
-func walkUnknown(p *problems, m map[string]any, prefix string, leaves, sections map[string]bool) {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		full := k
-		if prefix != "" {
-			full = prefix + "." + k
-		}
-		switch {
-		case leaves[full]:
-			// Its value is checked when decoded.
-		case sections[full]:
-			sub, ok := m[k].(map[string]any)
-			if !ok {
-				p.addf(full, "must be a mapping")
-				continue
-			}
-			walkUnknown(p, sub, full, leaves, sections)
-		default:
-			p.addf(full, "unknown key")
-		}
-	}
 }
 
 // applyEnv sets an override on v for every GATEHOUSE_ variable in environ.

@@ -76,6 +76,9 @@ func validateUpstream(p *problems, c *Config) {
 		if r.PathPrefix != "" && !absolutePath(r.PathPrefix) {
 			p.addf(k+".path_prefix", "must start with \"/\"")
 		}
+		if r.Upstream == nil {
+			p.addf(k+".upstream", "required")
+		}
 		if r.Host == "" && r.PathPrefix == "" && p.ok(k+".host", k+".path_prefix") {
 			p.addf(k, "must set host, path_prefix or both (otherwise upstream.url is never used)")
 		}
@@ -122,7 +125,7 @@ func validateSession(p *problems, c *Config) {
 	if s.IdleTimeout > s.Lifetime && p.ok("session.idle_timeout", "session.lifetime") {
 		p.addf("session.idle_timeout", "must not exceed session.lifetime")
 	}
-	oneOf(p, "session.secure", s.Secure, "auto", "true", "false")
+	oneOf(p, "session.secure", string(s.Secure), "auto", "true", "false")
 }
 
 // validateCookieDomain requires a domain that browsers will accept for the

@@ -33,7 +33,7 @@ func TestCheckConfig(t *testing.T) {
 		outputs []string
 	}{
 		{"shipped config is valid", []string{"check-config", "--config", write("good.yaml", string(good))}, nil, 0, []string{"ok"}},
-		{"every bad key named", []string{"check-config", "--config", write("bad.yaml", bad)}, nil, 2, []string{"otp.ttl", "banana", "upstream.url", "bogus_key"}},
+		{"every bad key named", []string{"check-config", "--config", write("bad.yaml", bad)}, nil, 2, []string{"otp.ttl", "must be a duration", "upstream.url", "bogus_key"}},
 		{"env override checked too", []string{"check-config", "--config", write("good2.yaml", string(good))}, []string{"GATEHOUSE_OTP_TTL=1h"}, 2, []string{"otp.ttl"}},
 		{"config path from env", []string{"check-config"}, []string{"GATEHOUSE_CONFIG=" + write("bad2.yaml", bad)}, 2, []string{"otp.ttl"}},
 		{"missing file", []string{"check-config", "--config", filepath.Join(dir, "nope.yaml")}, nil, 2, []string{"nope.yaml"}},

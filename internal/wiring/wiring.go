@@ -102,7 +102,7 @@ func Settings(cfg *config.Config, console io.Writer) (gateway.Settings, error) {
 		Mailer:         m,
 		Pages:          renderer,
 		AppName:        cfg.UI.AppName,
-		MaxRequestBody: cfg.Upstream.MaxRequestBody,
+		MaxRequestBody: int64(cfg.Upstream.MaxRequestBody),
 		PreserveHost:   cfg.Upstream.PreserveHost,
 		Via:            cfg.Upstream.Via,
 	}, nil
