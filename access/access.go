@@ -81,10 +81,15 @@ type Rule struct {
 	// "evil-example.com"). Both empty: any signed-in user.
 	Emails  []string
 	Domains []string
-	// Groups would restrict the rule to members of groups; Gatehouse has
-	// no groups yet, so a rule naming any is refused rather than ignored
-	// (ignoring it would let every signed-in user through).
+	// Groups admits members of these groups: people listed in the group
+	// (see CompileGroups) and service tokens created with the group. Each
+	// must be a defined group, so that a typo cannot lock anyone out.
 	Groups []string
+	// Tokens admits these service tokens by name. Service tokens pass only
+	// rules that name them or one of their groups, never a bare
+	// authenticated rule. Tokens does not restrict people: a rule with
+	// only Tokens admits every signed-in person too.
+	Tokens []string
 }
 
 // FieldError is one problem in the access configuration, named by its
@@ -127,6 +132,16 @@ type compiledRule struct {
 	allow   allowList
 }
 
+// allowList restricts who may pass: canonical addresses and domains, where
+// a domain starting with "." stands for its subdomains; and groups and
+// service token names.
+type allowList struct {
+	emails  []string
+	domains []string
+	groups  []string
+	tokens  []string
+}
+
 // pathMatcher is a doublestar glob, or a literal path compared directly.
 type pathMatcher struct {
 	pattern string
@@ -155,16 +170,37 @@ func (m hostMatcher) match(host string) bool {
 	return len(host) > len(m.name) && strings.EqualFold(host[len(host)-len(m.name):], m.name)
 }
 
-// allowList restricts who may pass: canonical addresses and domains, where
-// a domain starting with "." stands for its subdomains.
-type allowList struct {
-	emails  []string
-	domains []string
+// restrictsPeople reports whether only some people may pass.
+func (l allowList) restrictsPeople() bool {
+	return len(l.emails) > 0 || len(l.domains) > 0 || len(l.groups) > 0
 }
 
-func (l allowList) restricted() bool { return len(l.emails) > 0 || len(l.domains) > 0 }
+// admits reports whether p is on the list; see Decision.Admits.
+func (l allowList) admits(p Principal) bool {
+	inGroup := false
+	for _, g := range p.Groups {
+		for _, want := range l.groups {
+			if g == want {
+				inGroup = true
+			}
+		}
+	}
+	if p.Token != "" {
+		for _, t := range l.tokens {
+			if t == p.Token {
+				return true
+			}
+		}
+		return inGroup
+	}
+	if p.Email == "" {
+		return false
+	}
+	return !l.restrictsPeople() || inGroup || l.permits(p.Email)
+}
 
-// permits reports whether the canonical address email is on the list.
+// permits reports whether the canonical address email is on the lists of
+// addresses and domains.
 func (l allowList) permits(email string) bool {
 	at := strings.LastIndexByte(email, '@')
 	if at <= 0 || at == len(email)-1 {
@@ -191,14 +227,14 @@ func (l allowList) permits(email string) bool {
 // Compile compiles rules, checked in order (first match wins), with def
 // as the policy when none matches. Every problem is reported, each a
 // *FieldError named by its config key (errors.Join of them all).
-func Compile(rules []Rule, def Policy) (*Decider, error) {
+func Compile(rules []Rule, def Policy, groups *GroupSet) (*Decider, error) {
 	var errs fieldErrors
 	if !validPolicy(def) {
 		errs.addf("access.default", "unknown policy %d", int(def))
 	}
 	a := &Decider{def: def, rules: make([]compiledRule, 0, len(rules))}
 	for i, r := range rules {
-		a.rules = append(a.rules, compileRule(&errs, indexKey("access.rules", i), r))
+		a.rules = append(a.rules, compileRule(&errs, indexKey("access.rules", i), r, groups))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -210,7 +246,7 @@ func validPolicy(p Policy) bool {
 	return p == PolicyAuthenticated || p == PolicyPublic || p == PolicyDeny
 }
 
-func compileRule(errs *fieldErrors, key string, r Rule) compiledRule {
+func compileRule(errs *fieldErrors, key string, r Rule, groups *GroupSet) compiledRule {
 	c := compiledRule{policy: r.Policy}
 	if !validPolicy(r.Policy) {
 		errs.addf(key+".policy", "unknown policy %d", int(r.Policy))
@@ -253,11 +289,44 @@ func compileRule(errs *fieldErrors, key string, r Rule) compiledRule {
 		if len(r.Domains) > 0 {
 			errs.addf(key+".domains", "only allowed with policy authenticated, not %s", r.Policy)
 		}
+		if len(r.Groups) > 0 {
+			errs.addf(key+".groups", "only allowed with policy authenticated, not %s", r.Policy)
+		}
+		if len(r.Tokens) > 0 {
+			errs.addf(key+".tokens", "only allowed with policy authenticated, not %s", r.Policy)
+		}
 	}
-	if len(r.Groups) > 0 {
-		errs.addf(key+".groups", "not supported yet: Gatehouse has no groups; use emails or domains")
+	for i, g := range r.Groups {
+		if !groups.Has(g) {
+			errs.addf(indexKey(key+".groups", i), "%q is not a defined group: add it under groups (an empty list is fine for a group of service tokens only)", g)
+			continue
+		}
+		c.allow.groups = append(c.allow.groups, g)
+	}
+	for i, t := range r.Tokens {
+		if !IsName(t) {
+			errs.addf(indexKey(key+".tokens", i), "%q is not a token name (letters, digits, '-', '_' and '.', at most 64)", t)
+			continue
+		}
+		c.allow.tokens = append(c.allow.tokens, t)
 	}
 	return c
+}
+
+// IsName reports whether s is a valid group or service token name: 1 to 64
+// of a-z, A-Z, 0-9, '-', '_' and '.', starting with a letter or digit.
+func IsName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || !strings.ContainsRune("-_.", rune(c))) {
+			return false
+		}
+	}
+	return true
 }
 
 // compilePathGlob accepts a doublestar pattern on a normalized path. Dot
@@ -449,18 +518,31 @@ type Decision struct {
 	allow allowList
 }
 
-// Permits reports whether a signed-in email may pass: true when the
-// decision has no email/domain restriction, otherwise only for a listed
-// address or domain. It is false for an empty email and for PolicyDeny.
-// email is expected in canonical form (email.Parse); case is ignored.
-func (d Decision) Permits(email string) bool {
-	if email == "" || d.Policy == PolicyDeny {
+// Principal is who a request comes from: a signed-in person (Email) or a
+// service token (Token), with the groups they belong to.
+type Principal struct {
+	// Email is the canonical address (email.Parse); empty for a token.
+	Email string
+	// Token is the service token's name; empty for a person.
+	Token string
+	// Groups are the principal's groups, for people from GroupSet.Of.
+	Groups []string
+}
+
+// Admits reports whether p may pass. A person passes a rule without
+// emails, domains or groups, or one that lists their address, domain or
+// one of their groups. A service token passes only a rule that names it
+// in tokens or lists one of its groups. Nobody passes PolicyDeny.
+func (d Decision) Admits(p Principal) bool {
+	if d.Policy == PolicyDeny {
 		return false
 	}
-	if !d.allow.restricted() {
-		return true
-	}
-	return d.allow.permits(email)
+	return d.allow.admits(p)
+}
+
+// Permits is Admits for a person with no groups.
+func (d Decision) Permits(email string) bool {
+	return d.Admits(Principal{Email: email})
 }
 
 // Signup is who may sign in at all, as configured: with Open, anyone with

@@ -19,7 +19,7 @@ func testDecider(t *testing.T) *Decider {
 		{Paths: []string{"/api/*/public"}, Policy: PolicyPublic},
 		{Paths: []string{"/docs/**"}, Methods: []string{"GET"}, Policy: PolicyPublic},
 		{Paths: []string{"/admin/**", "/internal"}, Policy: PolicyDeny},
-	}, PolicyAuthenticated)
+	}, PolicyAuthenticated, nil)
 	if err != nil {
 		t.Fatalf("Compile: %v", err)
 	}
@@ -151,7 +151,7 @@ func TestDecideMethods(t *testing.T) {
 func TestDecideMethodCaseDoesNotEscapeDeny(t *testing.T) {
 	a, err := Compile([]Rule{
 		{Paths: []string{"/items/**"}, Methods: []string{"delete"}, Policy: PolicyDeny},
-	}, PolicyPublic)
+	}, PolicyPublic, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestDecideHosts(t *testing.T) {
 		{Paths: []string{"/**"}, Hosts: []string{"admin.example.com"}, Policy: PolicyDeny},
 		{Paths: []string{"/**"}, Hosts: []string{"*.Status.Example.com"}, Policy: PolicyPublic},
 		{Paths: []string{"/**"}, Hosts: []string{"[::1]"}, Policy: PolicyDeny},
-	}, PolicyAuthenticated)
+	}, PolicyAuthenticated, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestDecideFirstMatchWinsAndDefault(t *testing.T) {
 		{Paths: []string{"/a/secret"}, Policy: PolicyDeny},
 		{Paths: []string{"/a/**"}, Policy: PolicyPublic},
 		{Paths: []string{"/a/secret"}, Policy: PolicyPublic},
-	}, PolicyDeny)
+	}, PolicyDeny, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestDecideFirstMatchWinsAndDefault(t *testing.T) {
 }
 
 func TestDecidePublicPrefixSemantics(t *testing.T) {
-	a, err := Compile([]Rule{{Paths: []string{"/public/**"}, Policy: PolicyPublic}}, PolicyAuthenticated)
+	a, err := Compile([]Rule{{Paths: []string{"/public/**"}, Policy: PolicyPublic}}, PolicyAuthenticated, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,14 +289,16 @@ func TestCompileRejectsBadRules(t *testing.T) {
 		{"email with percent", []Rule{{Paths: []string{"/"}, Emails: []string{"a%b@example.com"}}}, PolicyAuthenticated, []string{"access.rules[0].emails[0]: "}},
 		{"invalid domain", []Rule{{Paths: []string{"/"}, Domains: []string{"exa mple.com"}}}, PolicyAuthenticated, []string{"access.rules[0].domains[0]: "}},
 		{"domain with underscore", []Rule{{Paths: []string{"/"}, Domains: []string{"my_corp.example.com"}}}, PolicyAuthenticated, []string{"access.rules[0].domains[0]: "}},
-		{"groups", []Rule{{Paths: []string{"/"}, Groups: []string{"admins"}}}, PolicyAuthenticated, []string{"access.rules[0].groups: ", "not supported yet"}},
+		{"undefined group", []Rule{{Paths: []string{"/"}, Groups: []string{"admins"}}}, PolicyAuthenticated, []string{"access.rules[0].groups[0]: ", "not a defined group"}},
+		{"bad token name", []Rule{{Paths: []string{"/"}, Tokens: []string{"ci job"}}}, PolicyAuthenticated, []string{"access.rules[0].tokens[0]: ", "not a token name"}},
+		{"tokens on a public rule", []Rule{{Paths: []string{"/"}, Tokens: []string{"ci"}, Policy: PolicyPublic}}, PolicyAuthenticated, []string{"access.rules[0].tokens: ", "only allowed with policy authenticated"}},
 		{"unknown policy", []Rule{{Paths: []string{"/"}, Policy: Policy(7)}}, PolicyAuthenticated, []string{"access.rules[0].policy: "}},
 		{"unknown default", nil, Policy(-1), []string{"access.default: "}},
 		{"every problem named", []Rule{{Paths: []string{"x"}}, {Paths: []string{"/"}}, {Paths: []string{"/["}, Methods: []string{"A B"}}}, PolicyAuthenticated, []string{"access.rules[0].paths[0]: ", "access.rules[2].paths[0]: ", "access.rules[2].methods[0]: "}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := Compile(tt.rules, tt.def)
+			a, err := Compile(tt.rules, tt.def, nil)
 			if err == nil {
 				t.Fatalf("Compile accepted, got %+v", a)
 			}
@@ -321,7 +323,7 @@ func TestCompileRejectsBadRules(t *testing.T) {
 // TestHostOnlyRuleCoversEveryPath: a rule with hosts and no paths is what
 // users write to close or open a whole host.
 func TestHostOnlyRuleCoversEveryPath(t *testing.T) {
-	a, err := Compile([]Rule{{Hosts: []string{"admin.example.com"}, Policy: PolicyDeny}}, PolicyPublic)
+	a, err := Compile([]Rule{{Hosts: []string{"admin.example.com"}, Policy: PolicyDeny}}, PolicyPublic, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +347,7 @@ func TestDecisionPermits(t *testing.T) {
 		{Paths: []string{"/team/**"}, Emails: []string{"Boss@Example.com"}, Domains: []string{"team.example.com", "*.corp.example.com", "bücher.de"}},
 		{Paths: []string{"/open/**"}},
 		{Paths: []string{"/closed/**"}, Policy: PolicyDeny},
-	}, PolicyAuthenticated)
+	}, PolicyAuthenticated, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +499,7 @@ func BenchmarkDecide(b *testing.B) {
 		{Paths: []string{"/healthz"}, Policy: PolicyPublic},
 		{Paths: []string{"/api/*/public"}, Policy: PolicyPublic},
 		{Paths: []string{"/admin/**"}, Policy: PolicyDeny},
-	}, PolicyAuthenticated)
+	}, PolicyAuthenticated, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func (a Access) AccessRules() (rules []access.Rule, def access.Policy, signup ac
 		}
 		rules = append(rules, access.Rule{
 			Paths: r.Paths, Methods: r.Methods, Hosts: r.Hosts, Policy: p,
-			Emails: r.Emails, Domains: r.Domains, Groups: r.Groups,
+			Emails: r.Emails, Domains: r.Domains, Groups: r.Groups, Tokens: r.Tokens,
 		})
 	}
 	signup = access.Signup{Open: a.Signup == "open", Emails: a.AllowedEmails, Domains: a.AllowedDomains}
@@ -40,10 +40,14 @@ func (a Access) AccessRules() (rules []access.Rule, def access.Policy, signup ac
 
 // validateAccessRules compiles the access section with the code serve
 // uses and reports its problems under their keys.
-func validateAccessRules(p *problems, a Access) {
+func validateAccessRules(p *problems, a Access, groups map[string][]string) {
 	rules, def, signup, err := a.AccessRules()
 	addFieldErrors(p, err)
-	if _, err := access.Compile(rules, def); err != nil {
+	gs, err := access.CompileGroups(groups)
+	if err != nil {
+		addFieldErrors(p, err)
+	}
+	if _, err := access.Compile(rules, def, gs); err != nil {
 		addFieldErrors(p, err)
 	}
 	if _, err := access.CompileSignup(signup); err != nil {

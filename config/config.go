@@ -48,7 +48,12 @@ type Config struct {
 	Mail     Mail     `mapstructure:"mail"`
 	Redirect Redirect `mapstructure:"redirect"`
 	Access   Access   `mapstructure:"access"`
-	Log      Log      `mapstructure:"log"`
+	// Groups maps a group name (lower case: letters, digits, '-' and '_')
+	// to its members: lower-cased addresses, or "@domain" for everyone at
+	// a domain. A group may be empty, for service tokens only.
+	Groups    map[string][]string `mapstructure:"groups" normalize:"lower"`
+	Assertion Assertion           `mapstructure:"assertion"`
+	Log       Log                 `mapstructure:"log"`
 	Metrics  Metrics  `mapstructure:"metrics"`
 	Audit    Audit    `mapstructure:"audit"`
 	UI       UI       `mapstructure:"ui"`
@@ -223,9 +228,22 @@ type Rule struct {
 	Emails []string `mapstructure:"emails" normalize:"lower"`
 	// Domains restricts an authenticated rule to these lower-cased domains.
 	Domains []string `mapstructure:"domains" normalize:"lower"`
-	// Groups is reserved for future use; a non-empty list is refused, so
-	// that a restriction is never silently ignored.
-	Groups []string `mapstructure:"groups"`
+	// Groups admits members of these groups (people and service tokens);
+	// each must be defined under the top-level groups.
+	Groups []string `mapstructure:"groups" normalize:"lower"`
+	// Tokens admits these service tokens by name.
+	Tokens []string `mapstructure:"tokens"`
+}
+
+// Assertion configures the signed identity assertion sent to the app.
+type Assertion struct {
+	// Enabled adds the assertion to every forwarded request with a
+	// principal, and to forward-auth answers.
+	Enabled bool `mapstructure:"enabled" default:"false" restart:"true"`
+	// Header is the request header that carries it.
+	Header string `mapstructure:"header" default:"X-Gatehouse-Assertion" restart:"true"`
+	// Lifetime is how long an assertion is valid, 30s to 1h.
+	Lifetime time.Duration `mapstructure:"lifetime" default:"5m" restart:"true"`
 }
 
 // Log configures logging.

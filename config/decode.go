@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -73,7 +74,7 @@ func fileDecodeErrors(p *problems, err error) {
 		fileDecodeErrors(p, inner)
 		return
 	}
-	key := de.Name()
+	key := mapKey.ReplaceAllString(de.Name(), ".$1")
 	if list, ok := strings.CutPrefix(inner.Error(), "has invalid keys: "); ok {
 		for _, k := range strings.Split(list, ", ") {
 			p.addf(joinKey(key, k), "unknown key")
@@ -94,6 +95,10 @@ func fileDecodeErrors(p *problems, err error) {
 		p.add(key, errors.New("has a value of the wrong type"))
 	}
 }
+
+// mapKey finds mapstructure's spelling of a map entry, "groups[ops]", which
+// the config's keys write "groups.ops".
+var mapKey = regexp.MustCompile(`\[([^\]0-9][^\]]*)\]`)
 
 func joinKey(prefix, key string) string {
 	if prefix == "" {
@@ -204,7 +209,7 @@ func decodeHook(from, to reflect.Value) (any, error) {
 		if from.Kind() != reflect.Slice {
 			return nil, errMustBeList
 		}
-	case reflect.Struct:
+	case reflect.Struct, reflect.Map:
 		if from.Kind() != reflect.Map {
 			return nil, errMustBeMapping
 		}
@@ -365,6 +370,17 @@ func normalize(v reflect.Value, how string) {
 				e.SetString(cleanString(e.String(), "trim"))
 			}
 			normalize(e, how)
+		}
+	case reflect.Map:
+		if v.Len() == 0 {
+			v.SetZero()
+			return
+		}
+		for _, k := range v.MapKeys() {
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(v.MapIndex(k))
+			normalize(e, how)
+			v.SetMapIndex(k, e)
 		}
 	case reflect.String:
 		v.SetString(cleanString(v.String(), how))

@@ -64,6 +64,8 @@ func readmeDefault(f field) string {
 		return ""
 	case kindStrings:
 		return "`[]`"
+	case kindMap:
+		return "`{}`"
 	}
 	if f.def == "" {
 		return "`\"\"`"

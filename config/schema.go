@@ -27,6 +27,7 @@ const (
 	kindSecure               // "auto", "true", "false" or a YAML boolean
 	kindStrings              // a list of strings; comma-separated in the environment
 	kindObjects              // a list of mappings; a JSON array in the environment
+	kindMap                  // a mapping of names to lists; a JSON object in the environment
 )
 
 // field is one configuration key, read off the Config struct's tags.
@@ -105,6 +106,8 @@ func kindOf(t reflect.Type) kind {
 		return kindInt
 	case reflect.Bool:
 		return kindBool
+	case reflect.Map:
+		return kindMap
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Struct && t.Elem() != typePrefix {
 			return kindObjects
@@ -189,6 +192,15 @@ func envValue(k kind, s string) (any, error) {
 			}
 		}
 		return items, nil
+	case kindMap:
+		if strings.TrimSpace(s) == "" {
+			return map[string]any{}, nil
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			return nil, wrong("must be a JSON object such as {\"ops\": [\"a@example.com\"]}")
+		}
+		return m, nil
 	case kindObjects:
 		if strings.TrimSpace(s) == "" {
 			return []any{}, nil

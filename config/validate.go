@@ -38,7 +38,8 @@ func validate(p *problems, c *Config) {
 			p.addf(index("redirect.allowed_hosts", i), "must be a host name, optionally with a port or a leading \"*.\"")
 		}
 	}
-	validateAccess(p, c.Access)
+	validateAccess(p, c.Access, c.Groups)
+	validateAssertion(p, c.Assertion)
 	oneOf(p, "log.format", c.Log.Format, "text", "json")
 	if c.Metrics.Listen != "" {
 		if err := checkListen(c.Metrics.Listen); err != nil {
@@ -179,14 +180,23 @@ func validateMail(p *problems, m Mail) {
 	oneOf(p, "mail.smtp.tls", m.SMTP.TLS, "starttls", "tls", "none")
 }
 
-func validateAccess(p *problems, a Access) {
+func validateAccess(p *problems, a Access, groups map[string][]string) {
 	oneOf(p, "access.signup", a.Signup, "open", "allowlist")
 	if a.Signup == "allowlist" && len(a.AllowedEmails) == 0 && len(a.AllowedDomains) == 0 {
 		p.addf("access.signup", "allowlist needs at least one entry in access.allowed_emails or access.allowed_domains")
 	}
 	// Rules, the default policy and the allowlist are checked by compiling
 	// them with the very code serve uses: what passes here starts.
-	validateAccessRules(p, a)
+	validateAccessRules(p, a, groups)
+}
+
+func validateAssertion(p *problems, a Assertion) {
+	if !isToken(a.Header) {
+		p.addf("assertion.header", "must be a header name such as X-Gatehouse-Assertion")
+	}
+	if p.ok("assertion.lifetime") && (a.Lifetime < 30*time.Second || a.Lifetime > time.Hour) {
+		p.addf("assertion.lifetime", "must be between 30s and 1h")
+	}
 }
 
 func validateUI(p *problems, u UI) {

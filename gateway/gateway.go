@@ -51,8 +51,11 @@ type Route struct {
 // Settings are the parts of the configuration that can change while the
 // server runs (see Server.Reload).
 type Settings struct {
-	Rules                []access.Rule
-	DefaultPolicy        access.Policy
+	Rules         []access.Rule
+	DefaultPolicy access.Policy
+	// Groups maps group names to members (see access.CompileGroups);
+	// they are resolved on every request, so a reload applies at once.
+	Groups               map[string][]string
 	Signup               access.Signup
 	AllowedRedirectHosts []string
 	OTP                  signin.OTP
@@ -138,6 +141,7 @@ const maxAuditWriters = 256
 type runtimeSettings struct {
 	Settings
 	access    *access.Decider
+	groups    *access.GroupSet
 	redirects *safeurl.Redirects
 	portal    portal.Settings
 }
@@ -278,7 +282,11 @@ func (s *Server) Reload(st Settings) error {
 		st.OTP.PerAddress < 1 || st.OTP.PerIP < 1 || st.OTP.MaxFailuresPerHour < 1 {
 		errs = append(errs, errors.New("otp settings are incomplete"))
 	}
-	decider, err := access.Compile(st.Rules, st.DefaultPolicy)
+	groups, err := access.CompileGroups(st.Groups)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	decider, err := access.Compile(st.Rules, st.DefaultPolicy, groups)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -296,6 +304,7 @@ func (s *Server) Reload(st Settings) error {
 	rs := &runtimeSettings{
 		Settings:  st,
 		access:    decider,
+		groups:    groups,
 		redirects: safeurl.NewRedirects(s.publicURL, st.AllowedRedirectHosts),
 	}
 	rs.portal = portal.Settings{

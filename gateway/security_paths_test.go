@@ -99,7 +99,7 @@ func deepNormalize(p string) string {
 
 func TestPathSpellingsNeverBypassRules(t *testing.T) {
 	h := newHarness(t, pathRules)
-	decider, err := access.Compile(h.opts.Settings.Rules, h.opts.Settings.DefaultPolicy)
+	decider, err := access.Compile(h.opts.Settings.Rules, h.opts.Settings.DefaultPolicy, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +349,7 @@ func FuzzForwardedPublicPath(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	decider, err := access.Compile(rules, access.PolicyAuthenticated)
+	decider, err := access.Compile(rules, access.PolicyAuthenticated, nil)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func FuzzCleanPath(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	a, err := access.Compile([]access.Rule{{Paths: []string{"/public/**"}, Policy: access.PolicyPublic}}, access.PolicyAuthenticated)
+	a, err := access.Compile([]access.Rule{{Paths: []string{"/public/**"}, Policy: access.PolicyPublic}}, access.PolicyAuthenticated, nil)
 	if err != nil {
 		f.Fatal(err)
 	}

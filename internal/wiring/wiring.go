@@ -87,6 +87,7 @@ func Settings(cfg *config.Config, console io.Writer) (gateway.Settings, error) {
 	return gateway.Settings{
 		Rules:                rules,
 		DefaultPolicy:        def,
+		Groups:               cfg.Groups,
 		Signup:               signup,
 		AllowedRedirectHosts: cfg.Redirect.AllowedHosts,
 		OTP: signin.OTP{
