@@ -2,6 +2,7 @@ package access
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -506,5 +507,76 @@ func BenchmarkDecide(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		a.Decide("app.example.com:8080", "GET", "/dashboard/reports/2024/")
+	}
+}
+
+func TestAdmitsGroupsAndTokens(t *testing.T) {
+	gs, err := CompileGroups(map[string][]string{
+		"ops":   {"Ana@Example.com"},
+		"staff": {"@staff.example.com", "@*.corp.example.com"},
+		"ci":    nil,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gs.Of("ana@example.com"); !slices.Equal(got, []string{"ops"}) {
+		t.Errorf("Of(ana) = %v", got)
+	}
+	if got := gs.Of("x@eu.corp.example.com"); !slices.Equal(got, []string{"staff"}) {
+		t.Errorf("Of(x@eu.corp) = %v", got)
+	}
+	if got := gs.Of("x@corp.example.com"); len(got) != 0 {
+		t.Errorf("@*.corp.example.com must not cover the apex: %v", got)
+	}
+	a, err := Compile([]Rule{
+		{Paths: []string{"/ops"}, Groups: []string{"ops", "ci"}},
+		{Paths: []string{"/deploy"}, Tokens: []string{"deployer"}},
+		{Paths: []string{"/mixed"}, Emails: []string{"bo@example.com"}, Tokens: []string{"deployer"}},
+		{Paths: []string{"/gone"}, Policy: PolicyDeny},
+	}, PolicyAuthenticated, gs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ana := Principal{Email: "ana@example.com", Groups: gs.Of("ana@example.com")}
+	bo := Principal{Email: "bo@example.com"}
+	deployer := Principal{Token: "deployer"}
+	ciBot := Principal{Token: "nightly", Groups: []string{"ci"}}
+	for _, tc := range []struct {
+		path string
+		who  Principal
+		want bool
+	}{
+		{"/ops", ana, true},
+		{"/ops", bo, false},
+		{"/ops", ciBot, true},
+		{"/ops", deployer, false},
+		{"/deploy", deployer, true},
+		{"/deploy", ciBot, false},
+		{"/deploy", bo, true}, // tokens do not restrict people
+		{"/mixed", bo, true},
+		{"/mixed", ana, false},
+		{"/mixed", deployer, true},
+		{"/elsewhere", ana, true},
+		{"/elsewhere", deployer, false}, // never by a bare authenticated rule
+		{"/elsewhere", ciBot, false},
+		{"/gone", ana, false},
+		{"/gone", deployer, false},
+		{"/elsewhere", Principal{}, false},
+	} {
+		if got := a.Decide("app.example.com", "GET", tc.path).Admits(tc.who); got != tc.want {
+			t.Errorf("%s admits %+v = %v, want %v", tc.path, tc.who, got, tc.want)
+		}
+	}
+}
+
+func TestCompileGroupsRefusesBadEntries(t *testing.T) {
+	_, err := CompileGroups(map[string][]string{
+		"Ops":  {"a@example.com"},
+		"good": {"not-an-address", "@", "@bad domain"},
+	})
+	for _, want := range []string{"groups.Ops: ", "groups.good[0]: ", "groups.good[1]: ", "groups.good[2]: "} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
 	}
 }

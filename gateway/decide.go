@@ -41,7 +41,7 @@ const (
 // verdict is the decision and the principal it rests on.
 type verdict struct {
 	outcome ruling
-	id      session.Identity // set for outcomeAllowed and outcomeForbidden
+	who     *principal // set for outcomeAllowed and outcomeForbidden
 }
 
 // label is the decision's name in the access log and metrics.
@@ -87,17 +87,18 @@ func (s *Server) decide(ctx context.Context, f *facts, q question) verdict {
 		s.log.Error("session check failed", "err", err, "request_id", f.reqID)
 		return verdict{outcome: outcomeUnavailable}
 	}
-	if !d.Permits(id.Email) {
+	who := person(id, rs.groups)
+	if !d.Admits(who.access()) {
 		s.recordEvent(f.ip, string(q.header.UserAgent()), "access.denied", id.Email, "denied", "not permitted by rule")
-		return verdict{outcome: outcomeForbidden, id: id}
+		return verdict{outcome: outcomeForbidden, who: who}
 	}
 	if q.upgrade && !s.sameSiteOrigin(string(q.header.Peek("Origin")), rs) {
 		// Cross-site WebSocket hijacking: the cookie rides along on a
 		// cross-site upgrade, so the origin must be ours. Any protocol
 		// switch is held to this, not only one spelled "websocket".
-		return verdict{outcome: outcomeForbidden, id: id}
+		return verdict{outcome: outcomeForbidden, who: who}
 	}
-	return verdict{outcome: outcomeAllowed, id: id}
+	return verdict{outcome: outcomeAllowed, who: who}
 }
 
 // methodOverrides are the headers, in normalized form (see isSpoofable),

@@ -210,15 +210,15 @@ func (s *Server) handleForwardAuth(c *fiber.Ctx) error {
 	case outcomeDenied:
 		return s.fail(c, http.StatusForbidden, "forbidden", "")
 	case outcomeForbidden:
-		return s.fail(c, http.StatusForbidden, "forbidden", v.id.Email)
+		return s.fail(c, http.StatusForbidden, "forbidden", v.who.email)
 	case outcomeUnavailable:
 		return s.fail(c, http.StatusServiceUnavailable, "unavailable", "")
 	case outcomeSignIn:
 		return s.forwardAuthSignIn(c, o, f.settings)
 	case outcomePublic:
-		return allow(c, "")
+		return allow(c, nil)
 	}
-	return allow(c, v.id.Email)
+	return allow(c, v.who)
 }
 
 // originalHeaders collects, every copy kept, the headers in which a
@@ -247,12 +247,20 @@ func (s *Server) refuseOriginal(c *fiber.Ctx, d dialect) error {
 // included: a proxy that copies a header the answer lacks may keep the
 // client's copy (or, Caddy 2.6, set the unexpanded placeholder), while an
 // empty value tells it there is no identity to pass on.
-func allow(c *fiber.Ctx, email string) error {
-	for _, k := range identityHeaders {
+func allow(c *fiber.Ctx, who *principal) error {
+	user, email := "", ""
+	if who != nil {
+		user, email = who.user, who.email
+	}
+	for _, k := range emailHeaders {
 		c.Set(k, email)
 	}
+	for _, k := range userHeaders {
+		c.Set(k, user)
+	}
+	groups := who.groupList()
 	for _, k := range groupHeaders {
-		c.Set(k, "")
+		c.Set(k, groups)
 	}
 	// No body: nginx ends its keepalive connection to Gatehouse after an
 	// auth_request answer that has one, and the answer is the headers.

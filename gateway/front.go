@@ -29,7 +29,7 @@ func (s *Server) serveApp(c *fiber.Ctx, f *facts) string {
 	case outcomeDenied:
 		_ = s.fail(c, http.StatusForbidden, "forbidden", "")
 	case outcomeForbidden:
-		_ = s.fail(c, http.StatusForbidden, "forbidden", v.id.Email)
+		_ = s.fail(c, http.StatusForbidden, "forbidden", v.who.email)
 	case outcomeUnavailable:
 		_ = s.fail(c, http.StatusServiceUnavailable, "unavailable", "")
 	case outcomeSignIn:
@@ -37,7 +37,7 @@ func (s *Server) serveApp(c *fiber.Ctx, f *facts) string {
 	case outcomePublic:
 		s.forward(c, f, nil)
 	case outcomeAllowed:
-		s.forward(c, f, &v.id)
+		s.forward(c, f, v.who)
 	}
 	return v.label()
 }

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"strings"
-
 	"github.com/valyala/fasthttp"
 )
 
@@ -16,7 +14,15 @@ var identityHeaders = []string{
 	"Remote-User",
 }
 
-// Group headers, set only when the user has groups.
+// emailHeaders carry the address (empty for a service token), userHeaders
+// the address or "token:NAME".
+var (
+	emailHeaders = []string{"X-Auth-Request-Email", "X-Forwarded-Email", "Remote-Email"}
+	userHeaders  = []string{"X-Auth-Request-User", "X-Forwarded-User", "Remote-User"}
+)
+
+// Group headers: the principal's groups, comma-separated and sorted; set
+// only when it has groups.
 var groupHeaders = []string{"X-Auth-Request-Groups", "Remote-Groups"}
 
 // spoofable lists, in normalized form (lower case, '_' and '.' read as '-'),
@@ -145,13 +151,20 @@ func foldHeaderByte(c byte) byte {
 	return c
 }
 
-// setIdentity sets the identity headers for email (already lower-case).
-func setIdentity(h *fasthttp.RequestHeader, email string, groups []string) {
-	for _, k := range identityHeaders {
-		h.Set(k, email)
+// setIdentity sets the identity headers for who. A service token has no
+// address: its email headers are left out (the client's copies are
+// already stripped).
+func setIdentity(h *fasthttp.RequestHeader, who *principal) {
+	if who.email != "" {
+		for _, k := range emailHeaders {
+			h.Set(k, who.email)
+		}
 	}
-	if len(groups) > 0 {
-		g := strings.Join(groups, ",")
+	for _, k := range userHeaders {
+		h.Set(k, who.user)
+	}
+	if len(who.groups) > 0 {
+		g := who.groupList()
 		for _, k := range groupHeaders {
 			h.Set(k, g)
 		}

@@ -16,7 +16,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"gatehouse/forwarder"
-	"gatehouse/session"
 )
 
 // routes picks the upstream of a request.
@@ -91,7 +90,7 @@ func stripPort(host string) string {
 type outbound struct {
 	s       *Server
 	f       *facts
-	email   string // "" on public paths
+	who     *principal // nil on public paths
 	sent    time.Time
 	release func() // ends the stream's registration, if it has one
 }
@@ -104,8 +103,8 @@ func (o *outbound) RequestHeader(h *fasthttp.RequestHeader) {
 	h.Set("X-Forwarded-Host", o.f.hostHeader)
 	h.Set("X-Real-Ip", o.f.ip)
 	h.Set(hdrRequestID, o.f.reqID)
-	if o.email != "" {
-		setIdentity(h, o.email, nil)
+	if o.who != nil {
+		setIdentity(h, o.who)
 	}
 	o.sent = o.s.now()
 }
@@ -117,7 +116,7 @@ func (o *outbound) RequestHeader(h *fasthttp.RequestHeader) {
 func (o *outbound) ResponseHeader(h *fasthttp.ResponseHeader) {
 	o.s.metrics.upstreamLatency(o.s.now().Sub(o.sent))
 	h.Set(hdrRequestID, o.f.reqID)
-	if o.email != "" {
+	if o.who != nil {
 		markPrivate(h)
 	}
 }
@@ -163,21 +162,18 @@ func markPrivate(h *fasthttp.ResponseHeader) {
 	}
 }
 
-// forward sends an allowed request to its upstream; id is nil on public
+// forward sends an allowed request to its upstream; who is nil on public
 // paths. Failures before the answer started are rendered here.
-func (s *Server) forward(c *fiber.Ctx, f *facts, id *session.Identity) {
+func (s *Server) forward(c *fiber.Ctx, f *facts, who *principal) {
 	rs := f.settings
 	o := &f.out
-	*o = outbound{s: s, f: f}
+	*o = outbound{s: s, f: f, who: who}
 	var stream context.Context
-	if id != nil {
-		o.email = id.Email
-	}
 	if f.upgrade || isEventStream(&c.Request().Header) {
 		// The stream outlives this handler (fasthttp writes streamed bodies
 		// and runs tunnels after it returns): it is released when the
 		// forwarder says it is over.
-		stream, o.release = s.streams.open(id)
+		stream, o.release = s.streams.open(who)
 	}
 	f.stream.Store(streamForwarding)
 	err := s.fwd.Forward(c.Context(), forwarder.Request{

@@ -3,13 +3,14 @@ package gateway
 import (
 	"encoding/base64"
 	"encoding/hex"
-	"gatehouse/internal/logbuf"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"gatehouse/internal/logbuf"
 )
 
 // TestNoSecretReachesTheLogs walks every sign-in path with a debug-level

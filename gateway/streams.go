@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-
-	"gatehouse/session"
 )
 
 // streams tracks the exchanges that may stay open indefinitely (protocol
@@ -32,13 +30,15 @@ func newStreams() *streams {
 // on public paths); done must be called when it ends. After closeAll the
 // context starts canceled. A session's stream ends at the session's
 // absolute expiry at the latest.
-func (st *streams) open(id *session.Identity) (context.Context, func()) {
+func (st *streams) open(who *principal) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &stream{cancel: cancel}
-	if id != nil {
-		ctx, cancel = context.WithDeadline(ctx, id.ExpiresAt)
-		e.cancel = cancel
-		e.session = id.ID
+	if who != nil {
+		if !who.expires.IsZero() {
+			ctx, cancel = context.WithDeadline(ctx, who.expires)
+			e.cancel = cancel
+		}
+		e.session = who.revokeKey
 	}
 	st.mu.Lock()
 	if st.closed {

@@ -29,7 +29,7 @@ func TestAdminCommands(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			db := b.fresh(t)
-			cfg := writeConfig(t, t.TempDir(), setup{db: db})
+			cfg := writeConfig(t, t.TempDir(), setup{db: db, extra: "groups:\n  ops: [alice@example.com]\n  staff: [\"@example.com\"]\n"})
 			runAdminSteps(t, cfg, db)
 		})
 	}
@@ -118,7 +118,7 @@ func runAdminSteps(t *testing.T, cfg string, db database) {
 		{name: "users enable unknown", args: c("users", "enable", "nobody@example.com"), code: 3},
 		{name: "users remove unknown", args: c("users", "remove", "nobody@example.com"), code: 3},
 		{name: "seed sessions and events", check: func(t *testing.T, _ result) { seed(t) }},
-		{name: "users list table", args: c("users", "list"), stdout: []string{"alice@example.com  active", "bob@example.com"}, check: func(t *testing.T, r result) {
+		{name: "users list table", args: c("users", "list"), stdout: []string{"alice@example.com  active", "ops,staff", "bob@example.com"}, check: func(t *testing.T, r result) {
 			if !strings.Contains(r.stdout, "never") {
 				t.Errorf("a user who never signed in shows no 'never':\n%s", r.stdout)
 			}
@@ -131,6 +131,9 @@ func runAdminSteps(t *testing.T, cfg string, db database) {
 			want := []userJSON{{Email: "alice@example.com", Sessions: 2}, {Email: "bob@example.com", Sessions: 1}}
 			if len(us) != 2 || us[0].Email != want[0].Email || us[0].Sessions != 2 || us[1].Email != want[1].Email || us[1].Sessions != 1 || us[0].Disabled || us[0].LastLoginAt != nil {
 				t.Errorf("users = %+v, want %+v", us, want)
+			}
+			if len(us) == 2 && (!slices.Equal(us[0].Groups, []string{"ops", "staff"}) || !slices.Equal(us[1].Groups, []string{"staff"})) {
+				t.Errorf("groups = %v and %v, want [ops staff] and [staff]", us[0].Groups, us[1].Groups)
 			}
 		}},
 		{name: "sessions list table", args: c("sessions", "list"), stdout: []string{"ID", "SIGNED IN", "203.0.113.7", "192.0.2.44", "curl/8", "active"}, check: func(t *testing.T, r result) {

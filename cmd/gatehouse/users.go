@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"gatehouse/access"
 	"gatehouse/authstore"
 )
 
@@ -43,6 +45,7 @@ type userJSON struct {
 	Sessions    int        `json:"sessions"`
 	CreatedAt   time.Time  `json:"created_at"`
 	LastLoginAt *time.Time `json:"last_login_at"`
+	Groups      []string   `json:"groups"`
 }
 
 func (a *admin) usersList(_ []string) error {
@@ -60,9 +63,15 @@ func (a *admin) usersList(_ []string) error {
 			live[s.Email]++
 		}
 	}
+	// Groups come from the config, as the running server resolves them.
+	groups, err := access.CompileGroups(a.cfg.Groups)
+	if err != nil {
+		return err
+	}
 	rows := make([]userJSON, 0, len(users))
 	for _, u := range users {
-		r := userJSON{Email: u.Email, Disabled: u.Disabled, Sessions: live[u.Email], CreatedAt: u.CreatedAt}
+		r := userJSON{Email: u.Email, Disabled: u.Disabled, Sessions: live[u.Email], CreatedAt: u.CreatedAt,
+			Groups: append([]string{}, groups.Of(u.Email)...)}
 		if !u.LastLoginAt.IsZero() {
 			t := u.LastLoginAt
 			r.LastLoginAt = &t
@@ -73,7 +82,7 @@ func (a *admin) usersList(_ []string) error {
 		return writeJSON(a.out, rows)
 	}
 	tw := newTable(a.out)
-	fmt.Fprintln(tw, "EMAIL\tSTATUS\tSESSIONS\tCREATED\tLAST SIGN-IN")
+	fmt.Fprintln(tw, "EMAIL\tSTATUS\tGROUPS\tSESSIONS\tCREATED\tLAST SIGN-IN")
 	for _, r := range rows {
 		status := "active"
 		if r.Disabled {
@@ -83,7 +92,11 @@ func (a *admin) usersList(_ []string) error {
 		if r.LastLoginAt != nil {
 			last = stamp(*r.LastLoginAt)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", r.Email, status, r.Sessions, stamp(r.CreatedAt), last)
+		g := strings.Join(r.Groups, ",")
+		if g == "" {
+			g = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.Email, status, g, r.Sessions, stamp(r.CreatedAt), last)
 	}
 	return tw.Flush()
 }
