@@ -54,9 +54,9 @@ type Config struct {
 	Groups    map[string][]string `mapstructure:"groups" normalize:"lower"`
 	Assertion Assertion           `mapstructure:"assertion"`
 	Log       Log                 `mapstructure:"log"`
-	Metrics  Metrics  `mapstructure:"metrics"`
-	Audit    Audit    `mapstructure:"audit"`
-	UI       UI       `mapstructure:"ui"`
+	Metrics   Metrics             `mapstructure:"metrics"`
+	Audit     Audit               `mapstructure:"audit"`
+	UI        UI                  `mapstructure:"ui"`
 }
 
 // Size is a number of bytes, written as an integer or with a unit such as
