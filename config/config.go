@@ -51,12 +51,11 @@ type Config struct {
 	// Groups maps a group name (lower case: letters, digits, '-' and '_')
 	// to its members: lower-cased addresses, or "@domain" for everyone at
 	// a domain. A group may be empty, for service tokens only.
-	Groups    map[string][]string `mapstructure:"groups" normalize:"lower"`
-	Assertion Assertion           `mapstructure:"assertion"`
-	Log       Log                 `mapstructure:"log"`
-	Metrics   Metrics             `mapstructure:"metrics"`
-	Audit     Audit               `mapstructure:"audit"`
-	UI        UI                  `mapstructure:"ui"`
+	Groups  map[string][]string `mapstructure:"groups" normalize:"lower"`
+	Log     Log                 `mapstructure:"log"`
+	Metrics Metrics             `mapstructure:"metrics"`
+	Audit   Audit               `mapstructure:"audit"`
+	UI      UI                  `mapstructure:"ui"`
 }
 
 // Size is a number of bytes, written as an integer or with a unit such as
@@ -233,17 +232,6 @@ type Rule struct {
 	Groups []string `mapstructure:"groups" normalize:"lower"`
 	// Tokens admits these service tokens by name.
 	Tokens []string `mapstructure:"tokens"`
-}
-
-// Assertion configures the signed identity assertion sent to the app.
-type Assertion struct {
-	// Enabled adds the assertion to every forwarded request with a
-	// principal, and to forward-auth answers.
-	Enabled bool `mapstructure:"enabled" default:"false" restart:"true"`
-	// Header is the request header that carries it.
-	Header string `mapstructure:"header" default:"X-Gatehouse-Assertion" restart:"true"`
-	// Lifetime is how long an assertion is valid, 30s to 1h.
-	Lifetime time.Duration `mapstructure:"lifetime" default:"5m" restart:"true"`
 }
 
 // Log configures logging.

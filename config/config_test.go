@@ -217,8 +217,6 @@ func TestInvalid(t *testing.T) {
 		{"bad group domain", "groups:\n  ops: [\"@not a domain\"]\n", nil, "groups.ops[0]", "must be an address or @domain"},
 		{"group not a list", "groups:\n  ops: a@example.com\n", nil, "groups.ops", "must be a list"},
 		{"groups not a mapping", "groups: [ops]\n", nil, "groups", "must be a mapping"},
-		{"bad assertion lifetime", "assertion:\n  lifetime: 2h\n", nil, "assertion.lifetime", "between 30s and 1h"},
-		{"bad assertion header", "assertion:\n  header: \"X Bad\"\n", nil, "assertion.header", "header name"},
 		{"bad glob", "access:\n  rules:\n    - paths: [\"/a/[b\"]\n      policy: deny\n", nil, "access.rules[0].paths[0]", "not a valid glob"},
 		{"relative glob", "access:\n  rules:\n    - paths: [\"admin/**\"]\n      policy: deny\n", nil, "access.rules[0].paths[0]", `must start with "/"`},
 		{"glob with dot segment", "access:\n  rules:\n    - paths: [\"/a/../admin/**\"]\n      policy: deny\n", nil, "access.rules[0].paths[0]", "segments"},
@@ -633,10 +631,9 @@ func TestEveryKeyOverridable(t *testing.T) {
 		"redirect.allowed_hosts":         "example.com",
 		"access.signup":                  "allowlist", "access.allowed_emails": "a@example.com",
 		"access.allowed_domains": "example.com", "access.default": "deny",
-		"access.rules":      `[{"paths":["/x"],"policy":"public"}]`,
-		"groups":            `{"ops":["a@example.com","@ops.example.com"]}`,
-		"assertion.enabled": "true", "assertion.header": "X-App-Identity", "assertion.lifetime": "2m",
-		"log.level": "warn", "log.format": "json", "metrics.listen": "127.0.0.1:9090",
+		"access.rules": `[{"paths":["/x"],"policy":"public"}]`,
+		"groups":       `{"ops":["a@example.com","@ops.example.com"]}`,
+		"log.level":    "warn", "log.format": "json", "metrics.listen": "127.0.0.1:9090",
 		"audit.retention": "24h",
 		"ui.app_name":     "Acme", "ui.logo": "/logo.svg", "ui.accent_color": "#000", "ui.templates_dir": t.TempDir(),
 		"ui.default_language": "ko",
@@ -789,7 +786,7 @@ func TestRestartRequired(t *testing.T) {
 	t.Run("covers exactly the keys fixed at start", func(t *testing.T) {
 		fixed := []string{"upstream.url", "upstream.timeout", "upstream.health_path", "routes",
 			"session.cookie_name", "session.cookie_domain", "session.lifetime", "session.idle_timeout", "session.secure",
-			"secret", "log.format", "metrics.listen", "assertion.enabled", "assertion.header", "assertion.lifetime"}
+			"secret", "log.format", "metrics.listen"}
 		var want []string
 		for _, f := range schema() {
 			server := strings.HasPrefix(f.key, "server.") && f.key != "server.shutdown_timeout"

@@ -39,7 +39,6 @@ func validate(p *problems, c *Config) {
 		}
 	}
 	validateAccess(p, c.Access, c.Groups)
-	validateAssertion(p, c.Assertion)
 	oneOf(p, "log.format", c.Log.Format, "text", "json")
 	if c.Metrics.Listen != "" {
 		if err := checkListen(c.Metrics.Listen); err != nil {
@@ -188,15 +187,6 @@ func validateAccess(p *problems, a Access, groups map[string][]string) {
 	// Rules, the default policy and the allowlist are checked by compiling
 	// them with the very code serve uses: what passes here starts.
 	validateAccessRules(p, a, groups)
-}
-
-func validateAssertion(p *problems, a Assertion) {
-	if !isToken(a.Header) {
-		p.addf("assertion.header", "must be a header name such as X-Gatehouse-Assertion")
-	}
-	if p.ok("assertion.lifetime") && (a.Lifetime < 30*time.Second || a.Lifetime > time.Hour) {
-		p.addf("assertion.lifetime", "must be between 30s and 1h")
-	}
 }
 
 func validateUI(p *problems, u UI) {
