@@ -117,7 +117,8 @@ func waitCaddyRoot(t *testing.T, p *process, path string) *x509.CertPool {
 // (lower case, "_" and "." read as "-").
 var (
 	identityNames = []string{"x-auth-request-email", "x-auth-request-user", "x-forwarded-email", "x-forwarded-user", "remote-email", "remote-user"}
-	otherNames    = []string{"x-auth-request-groups", "remote-groups", "x-auth-request-preferred-username", "x-auth-request-access-token", "x-forwarded-groups", "x-forwarded-preferred-username", "x-forwarded-access-token", "remote-name", "x-remote-user", "x-remote-email", "x-webauth-user", "x-webauth-email", "authorization-email"}
+	groupNames    = []string{"x-auth-request-groups", "remote-groups"}
+	otherNames    = []string{"x-auth-request-preferred-username", "x-auth-request-access-token", "x-forwarded-groups", "x-forwarded-preferred-username", "x-forwarded-access-token", "remote-name", "x-remote-user", "x-remote-email", "x-webauth-user", "x-webauth-email", "authorization-email"}
 )
 
 func fold(name string) string {
@@ -128,7 +129,7 @@ func fold(name string) string {
 // read as one, claiming to be the admin.
 func spoofed() http.Header {
 	h := http.Header{}
-	for _, n := range append(append([]string{}, identityNames...), otherNames...) {
+	for _, n := range append(append(append([]string{}, identityNames...), groupNames...), otherNames...) {
 		h[http.CanonicalHeaderKey(n)] = []string{"admin@example.com"}
 		h[strings.ToUpper(n)] = []string{"admin@example.com"}
 		h[strings.ReplaceAll(n, "-", "_")] = []string{"admin@example.com"}
@@ -157,6 +158,14 @@ func checkIdentity(t *testing.T, r *http.Request, email string) {
 					}
 				}
 			}
+			for _, n := range groupNames {
+				if f == n {
+					seen[n] = true
+				}
+				if f == n && v != groupsOf[email] {
+					t.Errorf("app received %s: %q, want %q", k, v, groupsOf[email])
+				}
+			}
 			for _, n := range otherNames {
 				if f == n && v != "" {
 					t.Errorf("app received %s: %q, want none", k, v)
@@ -172,7 +181,16 @@ func checkIdentity(t *testing.T, r *http.Request, email string) {
 			t.Errorf("app received no %s", n)
 		}
 	}
+	for _, n := range groupNames {
+		if groupsOf[email] != "" && !seen[n] {
+			t.Errorf("app received no %s", n)
+		}
+	}
 }
+
+// groupsOf are the groups the stack's config (GATEHOUSE_GROUPS) gives each
+// address, as the group headers must carry them.
+var groupsOf = map[string]string{"alice@example.com": "ops,staff"}
 
 // cookieList normalizes a Cookie header for comparison.
 func cookieList(h string) string {

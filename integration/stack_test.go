@@ -105,6 +105,7 @@ func newStack(t *testing.T, dir string) *stack {
 		"GATEHOUSE_MAIL_SMTP_TLS=none",
 		"GATEHOUSE_MAIL_SMTP_USERNAME=",
 		"GATEHOUSE_OTP_RESEND_COOLDOWN=0s",
+		`GATEHOUSE_GROUPS={"ops":["alice@example.com"],"staff":["@example.com"],"ci":[]}`,
 	}
 	cfg, err := config.Load(filepath.Join(examplesDir, dir, "gatehouse.yaml"), env)
 	if err != nil {
