@@ -843,3 +843,16 @@ func TestSchemaComesFromTags(t *testing.T) {
 		t.Errorf("environment overrides not decoded: %+v %+v %+v", c.OTP.RateLimit, c.Session, c.Log)
 	}
 }
+
+func TestGroupsAreReadAsLowerCase(t *testing.T) {
+	c, err := parseString(t, "groups:\n  Ops: [\" Ana@Example.COM \", \"@Corp.Example.com\"]\naccess:\n  rules:\n    - paths: [\"/x\"]\n      policy: authenticated\n      groups: [OPS]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Groups["ops"]; !slices.Equal(got, []string{"ana@example.com", "@corp.example.com"}) {
+		t.Errorf("groups = %v", c.Groups)
+	}
+	if got := c.Access.Rules[0].Groups; !slices.Equal(got, []string{"ops"}) {
+		t.Errorf("rule groups = %v", got)
+	}
+}
