@@ -135,6 +135,7 @@ func TestStore(t *testing.T) {
 		{"concurrent migrate from two stores", testConcurrentMigrate},
 		{"schema newer than binary is refused", testSchemaTooNew},
 		{"migration status", testMigrationStatus},
+		{"down migrations drop what the up migrations made", testDownMigrations},
 		{"secret stable across reopen and concurrent first calls", testSecret},
 		{"users", testUsers},
 		{"code wrong, right, reuse", testCodeLifecycle},
