@@ -162,6 +162,9 @@ func TestStore(t *testing.T) {
 		{"revocation feed after failed reads", testWatchReadFailure},
 		{"old revocations are pruned", testPruneRevocations},
 		{"session by ID prefix", testSessionByIDPrefix},
+		{"service tokens", testTokens},
+		{"concurrent token creation under one name", testConcurrentCreateToken},
+		{"token revocations are delivered", testWatchTokenRevocations},
 	}
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
