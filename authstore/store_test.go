@@ -165,6 +165,8 @@ func TestStore(t *testing.T) {
 		{"service tokens", testTokens},
 		{"concurrent token creation under one name", testConcurrentCreateToken},
 		{"token revocations are delivered", testWatchTokenRevocations},
+		{"signing keys", testSigningKeys},
+		{"concurrent first signing key", testConcurrentEnsureSigningKey},
 	}
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
