@@ -1,6 +1,7 @@
-// Package authstore is Gatehouse's persistent store: users, sessions (with
-// the feed of their revocations), login codes, rate-limit counters, audit
-// events and the server secret, kept in SQLite or PostgreSQL through bun.
+// Package authstore is Gatehouse's persistent store: users, sessions and
+// service tokens (with the feed of their revocations), login codes,
+// rate-limit counters, audit events, the server secret and the assertion
+// signing keys, kept in SQLite or PostgreSQL through bun.
 //
 // Every method takes the caller's context first. Where a decision depends on
 // the time, the caller passes now; all times are stored in UTC with
@@ -24,7 +25,8 @@ import (
 // Sentinel errors. Compare with errors.Is: the store wraps them with the
 // operation that failed.
 var (
-	// ErrNotFound means the user or session does not exist.
+	// ErrNotFound means the user, session, service token or signing key
+	// does not exist (or, for a token looked up by its hash, has expired).
 	ErrNotFound = errors.New("not found")
 	// ErrAmbiguous means a session ID prefix matches more than one session.
 	ErrAmbiguous = errors.New("ambiguous")

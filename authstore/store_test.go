@@ -135,6 +135,7 @@ func TestStore(t *testing.T) {
 		{"concurrent migrate from two stores", testConcurrentMigrate},
 		{"schema newer than binary is refused", testSchemaTooNew},
 		{"migration status", testMigrationStatus},
+		{"down migrations drop what the up migrations made", testDownMigrations},
 		{"secret stable across reopen and concurrent first calls", testSecret},
 		{"users", testUsers},
 		{"code wrong, right, reuse", testCodeLifecycle},
@@ -161,6 +162,11 @@ func TestStore(t *testing.T) {
 		{"revocation feed after failed reads", testWatchReadFailure},
 		{"old revocations are pruned", testPruneRevocations},
 		{"session by ID prefix", testSessionByIDPrefix},
+		{"service tokens", testTokens},
+		{"concurrent token creation under one name", testConcurrentCreateToken},
+		{"token revocations are delivered", testWatchTokenRevocations},
+		{"signing keys", testSigningKeys},
+		{"concurrent first signing key", testConcurrentEnsureSigningKey},
 	}
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package migrations
 
 import (
+	"fmt"
 	"io/fs"
 	"slices"
 	"strings"
@@ -85,6 +86,57 @@ func TestFS(t *testing.T) {
 			}
 			if _, err := fs.Stat(fsys, "0001_init.up.sql"); err != nil {
 				t.Fatalf("0001_init.up.sql missing: %v", err)
+			}
+		})
+	}
+}
+
+// TestNumbersFollowEachOther: migrations are numbered 0001, 0002, … with
+// no gap and no number used twice, so every store applies the same
+// sequence.
+func TestNumbersFollowEachOther(t *testing.T) {
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			var ups []string
+			for _, name := range names(t, dialect) {
+				if strings.HasSuffix(name, ".up.sql") {
+					ups = append(ups, name)
+				}
+			}
+			slices.Sort(ups)
+			for i, name := range ups {
+				if want := fmt.Sprintf("%04d_", i+1); !strings.HasPrefix(name, want) {
+					t.Errorf("migration %d is %s, want it numbered %s", i+1, name, want)
+				}
+			}
+		})
+	}
+}
+
+// TestTokensAndKeysMigration: 0003 creates the service token and signing
+// key tables in both dialects, and its down file drops them.
+func TestTokensAndKeysMigration(t *testing.T) {
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			fsys, err := FS(dialect)
+			if err != nil {
+				t.Fatal(err)
+			}
+			up, err := fs.ReadFile(fsys, "0003_tokens_keys.up.sql")
+			if err != nil {
+				t.Fatal(err)
+			}
+			down, err := fs.ReadFile(fsys, "0003_tokens_keys.down.sql")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, table := range []string{"service_tokens", "signing_keys"} {
+				if !strings.Contains(string(up), "CREATE TABLE "+table+" (") {
+					t.Errorf("up does not create %s", table)
+				}
+				if !strings.Contains(string(down), "DROP TABLE IF EXISTS "+table+";") {
+					t.Errorf("down does not drop %s", table)
+				}
 			}
 		})
 	}
